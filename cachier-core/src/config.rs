@@ -1,0 +1,148 @@
+//! Process-wide defaults, and the switch that turns all caching off.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, PoisonError, RwLock};
+use std::time::Duration;
+
+/// Where a function's entries live when its attribute names no backend.
+///
+/// ```
+/// assert_eq!(cachier_core::Backend::default(), cachier_core::Backend::File);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// One file per entry under the cache directory (see [`FileCore`](crate::FileCore)).
+    #[default]
+    File,
+    /// In this process's memory (see [`MemoryCore`](crate::MemoryCore)).
+    Memory,
+}
+
+/// Defaults for every cached function that does not set the option itself.
+///
+/// `backend` and `cache_dir` are read when a function's cache is first used;
+/// the others at every call.
+///
+/// ```
+/// use std::time::Duration;
+/// let params = cachier_core::global_params().stale_after(Some(Duration::from_secs(3600)));
+/// cachier_core::set_global_params(params);
+/// assert_eq!(cachier_core::global_params().stale_after, Some(Duration::from_secs(3600)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GlobalParams {
+    /// The backend of functions that name none. Default: [`Backend::File`].
+    pub backend: Backend,
+    /// The file core's directory. Default: `$CACHIER_DIR`, else `~/.cachier`.
+    pub cache_dir: PathBuf,
+    /// Entries older than this are stale. Default: never.
+    pub stale_after: Option<Duration>,
+    /// How long a caller waits for another caller computing the same key before
+    /// computing itself. Default: as long as that caller is alive.
+    pub wait_for_calc_timeout: Option<Duration>,
+    /// Whether `None` results of `Option` functions are cached. Default: no.
+    pub allow_none: bool,
+    /// Results whose encoding is larger than this many bytes are not stored. Default: no limit.
+    pub entry_size_limit: Option<usize>,
+    /// How often functions with `cleanup_stale` delete their stale entries. Default: one day.
+    pub cleanup_interval: Duration,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+            self.$field = value.into();
+            self
+        }
+    )*};
+}
+
+impl GlobalParams {
+    setters!(
+        /// Sets [`GlobalParams::backend`].
+        backend: Backend,
+        /// Sets [`GlobalParams::cache_dir`].
+        cache_dir: PathBuf,
+        /// Sets [`GlobalParams::stale_after`].
+        stale_after: Option<Duration>,
+        /// Sets [`GlobalParams::wait_for_calc_timeout`].
+        wait_for_calc_timeout: Option<Duration>,
+        /// Sets [`GlobalParams::allow_none`].
+        allow_none: bool,
+        /// Sets [`GlobalParams::entry_size_limit`].
+        entry_size_limit: Option<usize>,
+        /// Sets [`GlobalParams::cleanup_interval`].
+        cleanup_interval: Duration,
+    );
+}
+
+impl Default for GlobalParams {
+    /// The built-in defaults, with `CACHIER_DIR` applied.
+    fn default() -> Self {
+        GlobalParams {
+            backend: Backend::File,
+            cache_dir: default_cache_dir(),
+            stale_after: None,
+            wait_for_calc_timeout: None,
+            allow_none: false,
+            entry_size_limit: None,
+            cleanup_interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("CACHIER_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => dirs::home_dir().unwrap_or_default().join(".cachier"),
+    }
+}
+
+static PARAMS: LazyLock<RwLock<GlobalParams>> = LazyLock::new(|| RwLock::new(GlobalParams::default()));
+
+static ENABLED: LazyLock<AtomicBool> =
+    LazyLock::new(|| AtomicBool::new(std::env::var_os("CACHIER_DISABLE").is_none_or(|v| v != "1")));
+
+/// Replaces the process-wide defaults.
+pub fn set_global_params(params: GlobalParams) {
+    *PARAMS.write().unwrap_or_else(PoisonError::into_inner) = params;
+}
+
+/// The process-wide defaults in force.
+#[must_use]
+pub fn global_params() -> GlobalParams {
+    read(Clone::clone)
+}
+
+/// Reads one thing from the defaults without cloning them.
+pub(crate) fn read<T>(f: impl FnOnce(&GlobalParams) -> T) -> T {
+    f(&PARAMS.read().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Turns caching back on after [`disable_caching`] or `CACHIER_DISABLE=1`.
+pub fn enable_caching() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Makes every cached function run its body with no cache access at all.
+///
+/// ```
+/// cachier_core::disable_caching();
+/// assert!(!cachier_core::caching_enabled());
+/// cachier_core::enable_caching();
+/// ```
+pub fn disable_caching() {
+    ENABLED.store(false, Ordering::Relaxed);
+}
+
+/// Whether caching is on (it is unless turned off by [`disable_caching`] or
+/// `CACHIER_DISABLE=1`).
+#[must_use]
+pub fn caching_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}

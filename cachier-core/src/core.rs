@@ -1,0 +1,138 @@
+//! The `Core` trait: what a storage backend must provide.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::entry::Entry;
+use crate::error::Result;
+use crate::key::Key;
+
+/// A storage backend for the entries of one cached function.
+///
+/// A core only stores and claims; all policy (staleness, waiting, `next_time`,
+/// statistics, what is cacheable) lives in the engine, so every core behaves the
+/// same. One core instance serves one function, so `clear` and `delete_stale`
+/// concern that function's entries only.
+///
+/// Implement it to plug in a store of your own, and check it with the behaviour
+/// suite in `cachier_core::contract` (feature `contract`).
+///
+/// ```
+/// use cachier_core::{Core, Entry, Key, MemoryCore};
+/// let core = MemoryCore::new();
+/// let key = Key::new("doc::f", &1u8).unwrap();
+/// core.set(&key, &Entry::new(std::time::SystemTime::now(), vec![7])).unwrap();
+/// assert_eq!(&*core.get(&key).unwrap().unwrap().value, &[7]);
+/// ```
+pub trait Core: Send + Sync + 'static {
+    /// The entry stored under `key`, if any.
+    ///
+    /// # Errors
+    /// A failure of the store, or [`Error::Corrupt`](crate::Error::Corrupt) for an entry
+    /// that fails its integrity checks; the engine treats both as a miss.
+    fn get(&self, key: &Key) -> Result<Option<Entry>>;
+
+    /// Stores `entry` under `key`, replacing any previous one. Readers must see the
+    /// old entry or the new one, never a mix.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn set(&self, key: &Key, entry: &Entry) -> Result<()>;
+
+    /// Tries to become the one caller computing `key`: `Some(claim)` if this caller
+    /// now holds the 'being calculated' marker (released when the claim is
+    /// dropped), `None` if another caller holds it.
+    ///
+    /// A claim whose holder died must not block others for long: the file core
+    /// uses OS locks that die with their process, the MongoDB core leases.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn try_claim(&self, key: &Key) -> Result<Option<Claim>>;
+
+    /// Removes every entry.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn clear(&self) -> Result<()>;
+
+    /// Drops every 'being calculated' marker, including ones held by live callers.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn clear_markers(&self) -> Result<()>;
+
+    /// Deletes the entries computed before `cutoff`; returns how many.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn delete_stale(&self, cutoff: SystemTime) -> Result<u64>;
+
+    /// The directory holding the entries, for cores that keep them in one.
+    fn dpath(&self) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Proof that this caller holds the 'being calculated' marker of one key.
+/// Dropping it releases the marker.
+///
+/// ```
+/// use cachier_core::Claim;
+/// let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// let flag = released.clone();
+/// drop(Claim::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)));
+/// assert!(released.load(std::sync::atomic::Ordering::SeqCst));
+/// ```
+#[must_use = "the marker is released as soon as the claim is dropped"]
+pub struct Claim {
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Claim {
+    /// A claim that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
+        Claim {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Claim")
+    }
+}
+
+/// A boxed core is a core, so factories can hand out `Box<dyn Core>`.
+impl<C: Core + ?Sized> Core for Box<C> {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        (**self).get(key)
+    }
+    fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
+        (**self).set(key, entry)
+    }
+    fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
+        (**self).try_claim(key)
+    }
+    fn clear(&self) -> Result<()> {
+        (**self).clear()
+    }
+    fn clear_markers(&self) -> Result<()> {
+        (**self).clear_markers()
+    }
+    fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
+        (**self).delete_stale(cutoff)
+    }
+    fn dpath(&self) -> Option<PathBuf> {
+        (**self).dpath()
+    }
+}

@@ -1,0 +1,53 @@
+//! The runtime of [cachier](https://crates.io/crates/cachier): persistent,
+//! stale-aware, cross-process memoization.
+//!
+//! Most users want the `cachier` crate and its `#[cachier]` attribute, which
+//! builds on this one. Here live:
+//!
+//! - [`FunctionCache`], the engine every cached call goes through: lookups,
+//!   staleness, `next_time` refreshes, single-flight across threads and
+//!   processes, statistics, and the rule that cache failures never become caller
+//!   failures;
+//! - the [`Core`] trait and its built-in backends, [`FileCore`] (the default)
+//!   and [`MemoryCore`];
+//! - [`Key`]s, SHA-1 digests of a [`canonical`] encoding of the arguments;
+//! - process-wide [`GlobalParams`] and the [`disable_caching`] switch.
+//!
+//! ```
+//! use cachier_core::{Backend, CallOptions, FunctionCache, Plain};
+//! let cache = FunctionCache::builder("doc::double").backend(Backend::Memory).build();
+//! let double = |x: u32| cache.call(&CallOptions::DEFAULT, cache.key(&x), || Plain(2 * x)).0;
+//! assert_eq!((double(4), double(4)), (8, 8));
+//! assert_eq!(cache.info().recalculations, 1);
+//! ```
+
+pub mod canonical;
+mod codec;
+mod config;
+#[cfg(feature = "contract")]
+pub mod contract;
+mod core;
+mod engine;
+mod entry;
+mod error;
+pub mod file;
+mod flight;
+mod key;
+mod memory;
+mod options;
+mod outcome;
+mod stats;
+
+pub use crate::config::{
+    Backend, GlobalParams, caching_enabled, disable_caching, enable_caching, global_params, set_global_params,
+};
+pub use crate::core::{Claim, Core};
+pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
+pub use crate::entry::Entry;
+pub use crate::error::{Error, Result};
+pub use crate::file::FileCore;
+pub use crate::key::{Key, KeyHasher, KeyMap};
+pub use crate::memory::MemoryCore;
+pub use crate::options::CallOptions;
+pub use crate::outcome::{OkOnly, Outcome, Plain, SomeOnly};
+pub use crate::stats::CacheInfo;
