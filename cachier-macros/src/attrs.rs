@@ -1,0 +1,319 @@
+//! Parsing and validating the options of `#[cachier(...)]`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+
+use crate::units;
+
+/// The built-in backends a function can name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    File,
+    Memory,
+}
+
+/// An option's value, with the span of the whole `name = value` for errors.
+pub struct Located<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// The options of one `#[cachier(...)]`, validated one by one.
+#[derive(Default)]
+pub struct Attrs {
+    pub backend: Option<Located<Backend>>,
+    pub cache_dir: Option<Located<Expr>>,
+    pub core: Option<Located<Expr>>,
+    /// Expressions of type `Duration`.
+    pub stale_after: Option<TokenStream>,
+    pub next_time: Option<Located<bool>>,
+    pub wait_for_calc_timeout: Option<TokenStream>,
+    pub allow_none: Option<Located<bool>>,
+    pub hash_func: Option<Located<Expr>>,
+    /// An expression of type `usize`.
+    pub entry_size_limit: Option<TokenStream>,
+    pub cleanup_stale: Option<Located<bool>>,
+    pub cleanup_interval: Option<Located<TokenStream>>,
+    /// The path of the `cachier` crate, for users who renamed it.
+    pub krate: Option<Path>,
+}
+
+const OPTIONS: &str = "backend, cache_dir, core, stale_after, next_time, wait_for_calc_timeout, \
+                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, crate";
+
+impl Attrs {
+    pub fn parse(args: TokenStream) -> syn::Result<Attrs> {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+        let mut attrs = Attrs::default();
+        let mut errors = Errors::default();
+        for meta in metas {
+            errors.record(attrs.set(meta));
+        }
+        errors.record(attrs.check_combinations());
+        errors.finish().map(|()| attrs)
+    }
+
+    fn set(&mut self, meta: Meta) -> syn::Result<()> {
+        let name = match meta.path().get_ident() {
+            Some(ident) => ident.to_string(),
+            None => {
+                return Err(syn::Error::new_spanned(
+                    meta.path(),
+                    format!("cachier: unknown option; expected one of: {OPTIONS}"),
+                ));
+            }
+        };
+        let span = meta.span();
+        match name.as_str() {
+            "backend" => fill(&mut self.backend, &name, span, backend(&meta)?),
+            "cache_dir" => fill(
+                &mut self.cache_dir,
+                &name,
+                span,
+                Located {
+                    value: value(&meta)?.clone(),
+                    span,
+                },
+            ),
+            "core" => fill(
+                &mut self.core,
+                &name,
+                span,
+                Located {
+                    value: value(&meta)?.clone(),
+                    span,
+                },
+            ),
+            "stale_after" => fill(&mut self.stale_after, &name, span, duration(&meta)?),
+            "next_time" => fill(&mut self.next_time, &name, span, flag(&meta)?),
+            "wait_for_calc_timeout" => fill(&mut self.wait_for_calc_timeout, &name, span, duration(&meta)?),
+            "allow_none" => fill(&mut self.allow_none, &name, span, flag(&meta)?),
+            "hash_func" => fill(
+                &mut self.hash_func,
+                &name,
+                span,
+                Located {
+                    value: value(&meta)?.clone(),
+                    span,
+                },
+            ),
+            "entry_size_limit" => fill(&mut self.entry_size_limit, &name, span, size(&meta)?),
+            "cleanup_stale" => fill(&mut self.cleanup_stale, &name, span, flag(&meta)?),
+            "cleanup_interval" => fill(
+                &mut self.cleanup_interval,
+                &name,
+                span,
+                Located {
+                    value: duration(&meta)?,
+                    span,
+                },
+            ),
+            "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
+            _ => Err(syn::Error::new_spanned(
+                meta.path(),
+                format!("cachier: unknown option `{name}`; expected one of: {OPTIONS}"),
+            )),
+        }
+    }
+
+    /// Options that make no sense together.
+    fn check_combinations(&self) -> syn::Result<()> {
+        let mut errors = Errors::default();
+        if let (Some(core), Some(_)) = (&self.core, &self.backend) {
+            errors.push(syn::Error::new(
+                core.span,
+                "cachier: give either `core` or `backend`, not both",
+            ));
+        }
+        if let Some(dir) = &self.cache_dir {
+            if self.core.is_some() {
+                errors.push(syn::Error::new(
+                    dir.span,
+                    "cachier: `cache_dir` is for the file backend; a custom `core` keeps its own storage",
+                ));
+            }
+            if self.backend.as_ref().is_some_and(|b| b.value != Backend::File) {
+                errors.push(syn::Error::new(
+                    dir.span,
+                    "cachier: `cache_dir` only applies to `backend = \"file\"`",
+                ));
+            }
+        }
+        if let Some(interval) = &self.cleanup_interval
+            && !self.cleanup_stale.as_ref().is_some_and(|c| c.value)
+        {
+            errors.push(syn::Error::new(
+                interval.span,
+                "cachier: `cleanup_interval` has no effect without `cleanup_stale = true`",
+            ));
+        }
+        errors.finish()
+    }
+
+    /// The path of the runtime crate: `crate = ...` if given, else however the
+    /// user's `Cargo.toml` names `cachier`.
+    pub fn crate_path(&self) -> TokenStream {
+        if let Some(path) = &self.krate {
+            return path.to_token_stream();
+        }
+        match proc_macro_crate::crate_name("cachier") {
+            Ok(proc_macro_crate::FoundCrate::Name(name)) => {
+                let ident = syn::Ident::new(&name, Span::call_site());
+                quote!(::#ident)
+            }
+            // `Itself` is the facade's own tests, examples and doctests, which see it as `cachier`.
+            Ok(proc_macro_crate::FoundCrate::Itself) | Err(_) => quote!(::cachier),
+        }
+    }
+}
+
+/// Collects several errors so that one compile reports them all.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn record(&mut self, result: syn::Result<()>) {
+        if let Err(error) = result {
+            self.push(error);
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn fill<T>(slot: &mut Option<T>, name: &str, span: Span, value: T) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(span, format!("cachier: `{name}` is given twice")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn name_of(meta: &Meta) -> String {
+    meta.path().to_token_stream().to_string()
+}
+
+fn value(meta: &Meta) -> syn::Result<&Expr> {
+    match meta {
+        Meta::NameValue(nv) => Ok(&nv.value),
+        _ => Err(syn::Error::new_spanned(
+            meta,
+            format!("cachier: `{}` needs a value: `{0} = ...`", name_of(meta)),
+        )),
+    }
+}
+
+fn string(expr: &Expr) -> Option<&LitStr> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
+        _ => None,
+    }
+}
+
+/// `name` alone, or `name = true` / `name = false`.
+fn flag(meta: &Meta) -> syn::Result<Located<bool>> {
+    let span = meta.span();
+    match meta {
+        Meta::Path(_) => Ok(Located { value: true, span }),
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(b), ..
+            }) => Ok(Located { value: b.value, span }),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("cachier: `{}` expects `true` or `false`", name_of(meta)),
+            )),
+        },
+        Meta::List(_) => Err(syn::Error::new_spanned(
+            meta,
+            format!("cachier: `{}` expects `true` or `false`", name_of(meta)),
+        )),
+    }
+}
+
+fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
+    let expr = value(meta)?;
+    let lit = string(expr)
+        .ok_or_else(|| syn::Error::new_spanned(expr, "cachier: `backend` expects \"file\" or \"memory\""))?;
+    let value = match lit.value().as_str() {
+        "file" => Backend::File,
+        "memory" => Backend::Memory,
+        other => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!("cachier: unknown backend \"{other}\"; expected \"file\" or \"memory\""),
+            ));
+        }
+    };
+    Ok(Located {
+        value,
+        span: meta.span(),
+    })
+}
+
+/// A string such as `"3d"`, checked now, or any expression of type `Duration`.
+fn duration(meta: &Meta) -> syn::Result<TokenStream> {
+    let expr = value(meta)?;
+    if let Some(lit) = string(expr) {
+        let parsed = units::parse_duration(&lit.value())
+            .map_err(|e| syn::Error::new_spanned(lit, format!("cachier: bad `{}`: {e}", name_of(meta))))?;
+        let (secs, nanos) = (parsed.as_secs(), parsed.subsec_nanos());
+        return Ok(quote_spanned!(lit.span()=> ::core::time::Duration::new(#secs, #nanos)));
+    }
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = expr
+    {
+        return Err(syn::Error::new_spanned(
+            int,
+            format!(
+                "cachier: `{}` needs a unit: write \"{}s\" or a `Duration`",
+                name_of(meta),
+                int.base10_digits()
+            ),
+        ));
+    }
+    Ok(expr.to_token_stream())
+}
+
+/// A string such as `"10MB"`, an integer, or any expression of type `usize`.
+fn size(meta: &Meta) -> syn::Result<TokenStream> {
+    let expr = value(meta)?;
+    match string(expr) {
+        Some(lit) => {
+            let bytes = units::parse_size(&lit.value()).map_err(|e| {
+                syn::Error::new_spanned(lit, format!("cachier: bad `{}`: {e}", name_of(meta)))
+            })?;
+            let bytes = usize::try_from(bytes)
+                .map_err(|_| syn::Error::new_spanned(lit, "cachier: size does not fit in usize"))?;
+            Ok(quote_spanned!(lit.span()=> #bytes))
+        }
+        None => Ok(expr.to_token_stream()),
+    }
+}
+
+/// `crate = "path"` or `crate = path`.
+fn crate_path(meta: &Meta) -> syn::Result<Path> {
+    let expr = value(meta)?;
+    match (string(expr), expr) {
+        (Some(lit), _) => lit.parse(),
+        (None, Expr::Path(path)) => Ok(path.path.clone()),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            "cachier: `crate` expects a path such as `\"::my_cachier\"`",
+        )),
+    }
+}

@@ -1,0 +1,306 @@
+//! Code generation: the shim that hands a call to the runtime engine.
+//!
+//! For `fn foo(a: A) -> R`, two items take its place:
+//!
+//! - `struct __cachier_fn_foo`, holding as associated items the original body,
+//!   the cached entry point, the function's `FunctionCache` (a static inside a
+//!   method) and the cache controls (`clear_cache`, `ignore_cache`, ...);
+//! - `const foo: __cachier_fn_foo`, which derefs to a pointer to the cached
+//!   entry point, so `foo(a)` calls through the cache and `foo.clear_cache()`
+//!   reaches the controls.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, ItemFn, Type};
+
+use crate::attrs::{Attrs, Backend};
+use crate::signature::{Returns, Signature};
+
+pub fn expand(attrs: &Attrs, item: ItemFn) -> syn::Result<TokenStream> {
+    let sig = Signature::of(&item)?;
+    check_against_signature(attrs, &sig)?;
+    let krate = attrs.crate_path();
+
+    let name = &item.sig.ident;
+    let vis = &item.vis;
+    let holder = format_ident!("__cachier_fn_{}", name);
+    let (docs, cfgs, others) = split_attrs(&item.attrs);
+    let generics = &item.sig.generics;
+    let where_clause = &item.sig.generics.where_clause;
+    let output = &sig.output;
+    let body_inputs = &item.sig.inputs;
+    let block = &item.block;
+
+    let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
+    let decls: Vec<_> = sig.args.iter().map(|a| a.declaration()).collect();
+    let types: Vec<_> = sig.args.iter().map(|a| &a.ty).collect();
+    let binder = (!sig.lifetimes.is_empty()).then(|| {
+        let lifetimes = &sig.lifetimes;
+        quote!(for<#(#lifetimes),*>)
+    });
+    let (wrapper, wrapper_type) = match sig.returns {
+        Returns::Plain => (quote!(#krate::Plain), quote!(#krate::Plain<_>)),
+        Returns::Result => (quote!(#krate::OkOnly), quote!(#krate::OkOnly<_, _>)),
+        Returns::Option => (quote!(#krate::SomeOnly), quote!(#krate::SomeOnly<_>)),
+    };
+    let builder = builder(attrs, &sig, &krate, &name.to_string());
+    let key = key_expression(attrs, &sig, &krate);
+    let call = if attrs.next_time.as_ref().is_some_and(|n| n.value) {
+        refreshable_call(&sig, &krate, &wrapper, &wrapper_type)
+    } else {
+        quote! {
+            Self::__cachier_cache().call(__cachier_options, __cachier_key, move || #wrapper(Self::__cachier_body(#(#names),*))).0
+        }
+    };
+
+    Ok(quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #holder;
+
+        #(#cfgs)*
+        #(#docs)*
+        #[allow(non_upper_case_globals)]
+        #vis const #name: #holder = #holder;
+
+        #(#cfgs)*
+        impl #holder {
+            #(#others)*
+            fn __cachier_body #generics (#body_inputs) -> #output #where_clause #block
+
+            fn __cachier_cached #generics (#(#decls),*) -> #output #where_clause {
+                #holder.call_with(&#krate::CallOptions::DEFAULT, #(#names),*)
+            }
+
+            fn __cachier_cache() -> &'static #krate::FunctionCache {
+                static __CACHIER_CACHE: #krate::__private::LazyLock<#krate::FunctionCache> =
+                    #krate::__private::LazyLock::new(|| #builder);
+                &__CACHIER_CACHE
+            }
+
+            /// Calls the function with per-call cache options.
+            pub fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
+                let __cachier_key = #key;
+                #call
+            }
+
+            /// Runs the body; the cache is neither read nor written.
+            pub fn ignore_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().ignore_cache(true), #(#names),*)
+            }
+
+            /// Runs the body and stores its result, replacing any entry.
+            pub fn overwrite_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().overwrite_cache(true), #(#names),*)
+            }
+
+            /// A normal call that reports each cache decision through `tracing` and on stderr.
+            pub fn verbose_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().verbose(true), #(#names),*)
+            }
+
+            /// Stores `value` as the result for these arguments without running the body.
+            pub fn precache_value #generics (&self, #(#decls,)* __cachier_value: #output) -> #krate::Result<()> #where_clause {
+                Self::__cachier_cache().precache(#key?, #wrapper(__cachier_value))
+            }
+
+            /// Removes every cached entry of this function.
+            pub fn clear_cache(&self) -> #krate::Result<()> {
+                Self::__cachier_cache().clear()
+            }
+
+            /// Drops every 'being calculated' marker of this function.
+            pub fn clear_being_calculated(&self) -> #krate::Result<()> {
+                Self::__cachier_cache().clear_being_calculated()
+            }
+
+            /// The directory of the file core; `None` for other cores.
+            #[must_use]
+            pub fn cache_dpath(&self) -> ::core::option::Option<::std::path::PathBuf> {
+                Self::__cachier_cache().dpath()
+            }
+
+            /// Hits, misses, stale hits, recalculations and cache errors since the process started.
+            #[must_use]
+            pub fn cache_info(&self) -> #krate::CacheInfo {
+                Self::__cachier_cache().info()
+            }
+
+            /// Blocks until this function's background work (`next_time` refreshes, cleanups) is done.
+            pub fn wait_for_background(&self) {
+                Self::__cachier_cache().wait_for_background()
+            }
+
+            /// The runtime cache behind this function.
+            #[must_use]
+            pub fn cache(&self) -> &'static #krate::FunctionCache {
+                Self::__cachier_cache()
+            }
+        }
+
+        #(#cfgs)*
+        impl ::core::ops::Deref for #holder {
+            type Target = #binder fn(#(#types),*) -> #output;
+            fn deref(&self) -> &Self::Target {
+                const __CACHIER_FN: #binder fn(#(#types),*) -> #output = #holder::__cachier_cached;
+                &__CACHIER_FN
+            }
+        }
+    })
+}
+
+/// Checks of options that depend on the function's signature.
+fn check_against_signature(attrs: &Attrs, sig: &Signature) -> syn::Result<()> {
+    if let Some(allow_none) = &attrs.allow_none
+        && sig.returns != Returns::Option
+    {
+        return Err(syn::Error::new(
+            allow_none.span,
+            "cachier: `allow_none` only applies to functions returning `Option`",
+        ));
+    }
+    if let Some(next_time) = attrs.next_time.as_ref().filter(|n| n.value)
+        && let Some(arg) = sig
+            .args
+            .iter()
+            .find(|a| matches!(&a.ty, Type::Reference(r) if r.mutability.is_some()))
+    {
+        let mut error = syn::Error::new(
+            next_time.span,
+            "cachier: `next_time` refreshes in the background, which needs owned copies of the arguments",
+        );
+        error.combine(syn::Error::new_spanned(
+            &arg.ty,
+            "cachier: a `&mut` argument cannot be copied for `next_time`",
+        ));
+        return Err(error);
+    }
+    if let Some(arg) = sig
+        .args
+        .iter()
+        .find(|a| a.mutable && attrs.next_time.as_ref().is_some_and(|n| n.value))
+    {
+        return Err(syn::Error::new_spanned(
+            &arg.name,
+            "cachier: `mut` arguments are not supported with `next_time`; rebind inside the body",
+        ));
+    }
+    Ok(())
+}
+
+/// `FunctionCache::builder(..)...build()` for this function's options.
+fn builder(attrs: &Attrs, sig: &Signature, krate: &TokenStream, name: &str) -> TokenStream {
+    let mut calls = Vec::new();
+    if let Some(backend) = &attrs.backend {
+        calls.push(match backend.value {
+            Backend::File => quote!(.backend(#krate::Backend::File)),
+            Backend::Memory => quote!(.backend(#krate::Backend::Memory)),
+        });
+    }
+    if let Some(dir) = &attrs.cache_dir {
+        let dir = &dir.value;
+        calls.push(quote_spanned!(dir.span()=> .cache_dir(#dir)));
+    }
+    if let Some(core) = &attrs.core {
+        let core = &core.value;
+        calls.push(quote_spanned!(core.span()=> .core(#core)));
+    }
+    let valued = [
+        ("stale_after", attrs.stale_after.as_ref()),
+        ("wait_for_calc_timeout", attrs.wait_for_calc_timeout.as_ref()),
+        (
+            "cleanup_interval",
+            attrs.cleanup_interval.as_ref().map(|c| &c.value),
+        ),
+        ("entry_size_limit", attrs.entry_size_limit.as_ref()),
+    ];
+    for (method, value) in valued {
+        if let Some(value) = value {
+            let method = format_ident!("{}", method);
+            calls.push(quote_spanned!(value.span()=> .#method(#value)));
+        }
+    }
+    let flags = [
+        ("next_time", &attrs.next_time),
+        ("allow_none", &attrs.allow_none),
+        ("cleanup_stale", &attrs.cleanup_stale),
+    ];
+    for (method, flag) in flags {
+        if let Some(flag) = flag {
+            let (method, value) = (format_ident!("{}", method), flag.value);
+            calls.push(quote!(.#method(#value)));
+        }
+    }
+    let fingerprint = &sig.fingerprint;
+    quote! {
+        #krate::FunctionCache::builder(::core::concat!(::core::module_path!(), "::", #name))
+            .signature(#fingerprint)
+            #(#calls)*
+            .build()
+    }
+}
+
+/// The expression computing this call's `Result<Key>`: from the arguments, or
+/// from `hash_func` applied to references to them.
+fn key_expression(attrs: &Attrs, sig: &Signature, krate: &TokenStream) -> TokenStream {
+    let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
+    if let Some(hash_func) = &attrs.hash_func {
+        let hash_func = &hash_func.value;
+        return quote_spanned!(hash_func.span()=> Self::__cachier_cache().key(&(#hash_func)(#(&#names),*)));
+    }
+    let checked = sig.args.iter().map(|arg| {
+        let name = &arg.name;
+        quote_spanned!(arg.ty.span()=> #krate::__private::key_arg(&#name))
+    });
+    quote!(Self::__cachier_cache().key(&(#(#checked,)*)))
+}
+
+/// The `next_time` call: a closure that copies reference arguments into owned
+/// values and returns a job running the body on them.
+fn refreshable_call(
+    sig: &Signature,
+    krate: &TokenStream,
+    wrapper: &TokenStream,
+    wrapper_type: &TokenStream,
+) -> TokenStream {
+    let mut copies = Vec::new();
+    let mut passes = Vec::new();
+    for arg in &sig.args {
+        let name = &arg.name;
+        match &arg.ty {
+            Type::Reference(reference) => {
+                let elem = &reference.elem;
+                copies.push(quote_spanned!(elem.span()=> let #name = <#elem as ::std::borrow::ToOwned>::to_owned(#name);));
+                passes.push(quote!(::core::borrow::Borrow::borrow(&#name)));
+            }
+            _ => passes.push(quote!(#name)),
+        }
+    }
+    quote! {
+        Self::__cachier_cache().call_refreshable(__cachier_options, __cachier_key, move || -> #krate::Job<#wrapper_type> {
+            #(#copies)*
+            ::std::boxed::Box::new(move || #wrapper(Self::__cachier_body(#(#passes),*)))
+        }).0
+    }
+}
+
+/// Splits the function's attributes into doc comments (for the constant), `cfg`s
+/// (for every generated item) and the rest (for the body).
+fn split_attrs(attrs: &[Attribute]) -> (Vec<&Attribute>, Vec<&Attribute>, Vec<&Attribute>) {
+    let mut docs = Vec::new();
+    let mut cfgs = Vec::new();
+    let mut others = Vec::new();
+    for attr in attrs {
+        if attr.path().is_ident("doc") {
+            docs.push(attr);
+        } else if attr.path().is_ident("cfg") {
+            cfgs.push(attr);
+        } else {
+            others.push(attr);
+        }
+    }
+    (docs, cfgs, others)
+}

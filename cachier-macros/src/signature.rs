@@ -1,0 +1,167 @@
+//! Checking that `#[cachier]` can wrap a function, and describing its arguments
+//! and return type for code generation.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath};
+
+/// One argument, `name: Type`.
+pub struct Arg {
+    pub name: Ident,
+    pub ty: Type,
+    /// `mut name: Type` in the original signature.
+    pub mutable: bool,
+}
+
+/// Which of a function's results are cached, by the shape of its return type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// Anything else: every result.
+    Plain,
+    /// `Result<T, E>`: `Ok` values only.
+    Result,
+    /// `Option<T>`: `Some` values, and `None` with `allow_none`.
+    Option,
+}
+
+pub struct Signature {
+    pub args: Vec<Arg>,
+    pub returns: Returns,
+    /// The return type (`()` when none is written).
+    pub output: Type,
+    /// The function's lifetime parameters, to quantify over in its pointer type.
+    pub lifetimes: Vec<Lifetime>,
+    /// The argument and return types, whitespace removed: part of the function's
+    /// identity, so that changing the signature starts a fresh cache.
+    pub fingerprint: String,
+}
+
+impl Signature {
+    pub fn of(item: &ItemFn) -> syn::Result<Signature> {
+        let sig = &item.sig;
+        let unsupported = |tokens: &dyn ToTokens, what: &str| {
+            Err(syn::Error::new_spanned(
+                tokens,
+                format!("cachier: {what} cannot be cached"),
+            ))
+        };
+        if let Some(token) = &sig.asyncness {
+            return unsupported(
+                token,
+                "`async fn`s are not supported yet: cache a sync function they call;",
+            );
+        }
+        if let Some(token) = &sig.constness {
+            return unsupported(token, "a `const fn`");
+        }
+        if let Some(token) = &sig.unsafety {
+            return unsupported(token, "an `unsafe fn`");
+        }
+        if let Some(abi) = &sig.abi {
+            return unsupported(abi, "a function with an explicit ABI");
+        }
+        if let Some(variadic) = &sig.variadic {
+            return unsupported(variadic, "a variadic function");
+        }
+        let mut lifetimes = Vec::new();
+        for param in &sig.generics.params {
+            match param {
+                GenericParam::Lifetime(def) => lifetimes.push(def.lifetime.clone()),
+                GenericParam::Type(_) | GenericParam::Const(_) => {
+                    return Err(syn::Error::new_spanned(
+                        param,
+                        "cachier: generic type and const parameters are not supported: \
+                         cache a wrapper with concrete types",
+                    ));
+                }
+            }
+        }
+        let args = sig.inputs.iter().map(arg).collect::<syn::Result<Vec<_>>>()?;
+        let output = match &sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        if let Type::ImplTrait(_) = output {
+            return unsupported(&output, "a function returning `impl Trait`");
+        }
+        let arg_types = args.iter().map(|a| &a.ty);
+        let fingerprint = quote!(fn(#(#arg_types),*) -> #output)
+            .to_string()
+            .split_whitespace()
+            .collect();
+        Ok(Signature {
+            returns: returns(&output),
+            output,
+            args,
+            lifetimes,
+            fingerprint,
+        })
+    }
+}
+
+fn arg(input: &FnArg) -> syn::Result<Arg> {
+    let typed = match input {
+        FnArg::Receiver(receiver) => {
+            return Err(syn::Error::new_spanned(
+                receiver,
+                "cachier: methods cannot be cached: annotate a free function and call it from the method",
+            ));
+        }
+        FnArg::Typed(typed) => typed,
+    };
+    let Pat::Ident(pat) = &*typed.pat else {
+        return Err(syn::Error::new_spanned(
+            &typed.pat,
+            "cachier: arguments must be plain names (`name: Type`); destructure inside the body",
+        ));
+    };
+    if let Some((_, sub)) = &pat.subpat {
+        return Err(syn::Error::new(
+            sub.span(),
+            "cachier: arguments must be plain names (`name: Type`)",
+        ));
+    }
+    if pat.by_ref.is_some() {
+        return Err(syn::Error::new_spanned(
+            pat,
+            "cachier: `ref` arguments are not supported",
+        ));
+    }
+    let ty = (*typed.ty).clone();
+    let behind_ref = match &ty {
+        Type::Reference(reference) => &*reference.elem,
+        other => other,
+    };
+    if let Type::ImplTrait(_) = behind_ref {
+        return Err(syn::Error::new_spanned(
+            &ty,
+            "cachier: `impl Trait` arguments are generic, which is not supported: use a concrete type",
+        ));
+    }
+    Ok(Arg {
+        name: pat.ident.clone(),
+        ty,
+        mutable: pat.mutability.is_some(),
+    })
+}
+
+/// Classifies by the last path segment, so aliases such as `io::Result<T>` count.
+fn returns(output: &Type) -> Returns {
+    let Type::Path(TypePath { qself: None, path }) = output else {
+        return Returns::Plain;
+    };
+    match path.segments.last().map(|s| s.ident.to_string()).as_deref() {
+        Some("Result") => Returns::Result,
+        Some("Option") => Returns::Option,
+        _ => Returns::Plain,
+    }
+}
+
+impl Arg {
+    /// `name: Type` without `mut`, for generated signatures.
+    pub fn declaration(&self) -> TokenStream {
+        let (name, ty) = (&self.name, &self.ty);
+        quote!(#name: #ty)
+    }
+}

@@ -1,0 +1,43 @@
+//! Persistent, stale-aware, cross-process memoization with one attribute.
+//!
+//! ```
+//! use cachier::cachier;
+//!
+//! #[cachier(backend = "memory")]
+//! fn slow_add(a: u64, b: u64) -> u64 {
+//!     a + b // imagine seconds of work here
+//! }
+//!
+//! assert_eq!(slow_add(1, 2), 3); // computes and stores
+//! assert_eq!(slow_add(1, 2), 3); // served from the cache
+//! assert_eq!(slow_add.cache_info().hits, 1);
+//! slow_add.clear_cache()?;
+//! # Ok::<(), cachier::Error>(())
+//! ```
+//!
+//! See the README for every option and control.
+
+pub use cachier_core::*;
+pub use cachier_macros::cachier;
+
+/// Used by the code `#[cachier]` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use std::sync::LazyLock;
+
+    /// Marks an argument as part of the cache key. Its only job is a clear error
+    /// for arguments that cannot be.
+    #[diagnostic::on_unimplemented(
+        message = "cachier: argument of type `{Self}` cannot be part of the cache key",
+        label = "this argument is not `serde::Serialize`",
+        note = "derive or implement `serde::Serialize` for it, or give `#[cachier(hash_func = ...)]` to key the call yourself"
+    )]
+    pub trait KeyArg {}
+
+    impl<T: ?Sized + serde::Serialize> KeyArg for T {}
+
+    /// Passes `arg` through, requiring it to be a [`KeyArg`].
+    pub fn key_arg<T: ?Sized + KeyArg + serde::Serialize>(arg: &T) -> &T {
+        arg
+    }
+}
