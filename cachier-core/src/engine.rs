@@ -349,26 +349,31 @@ impl Inner {
         })
     }
 
+    /// Looks `key` up, reporting an unreadable entry (it then counts as missing).
     fn lookup<O: Outcome>(&self, key: &Key, settings: &Settings) -> Lookup<O::Stored> {
+        self.read::<O>(key, settings).unwrap_or_else(|(doing, e)| {
+            self.cache_error(doing, &e);
+            Lookup::Missing
+        })
+    }
+
+    /// Looks `key` up again within one call: an unreadable entry was reported by
+    /// the call's first lookup already.
+    fn peek<O: Outcome>(&self, key: &Key, settings: &Settings) -> Lookup<O::Stored> {
+        self.read::<O>(key, settings).unwrap_or(Lookup::Missing)
+    }
+
+    fn read<O: Outcome>(&self, key: &Key, settings: &Settings) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
         let entry = match self.core.get(key) {
             Ok(Some(entry)) => entry,
-            Ok(None) => return Lookup::Missing,
-            Err(e) => {
-                self.cache_error("reading an entry (treated as a miss)", &e);
-                return Lookup::Missing;
-            }
+            Ok(None) => return Ok(Lookup::Missing),
+            Err(e) => return Err(("reading an entry (treated as a miss)", e)),
         };
-        let value = match codec::decode::<O::Stored>(&entry.value) {
-            Ok(value) => value,
-            Err(e) => {
-                self.cache_error("decoding an entry (treated as a miss)", &e);
-                return Lookup::Missing;
-            }
-        };
-        match settings.stale_limit {
+        let value = codec::decode::<O::Stored>(&entry.value).map_err(|e| ("decoding an entry (treated as a miss)", e))?;
+        Ok(match settings.stale_limit {
             Some(limit) if entry.age(SystemTime::now()) >= limit => Lookup::Stale(value),
             _ => Lookup::Fresh(value, entry.value),
-        }
+        })
     }
 
     /// Computes `key` unless another thread or process already does, in which
@@ -439,14 +444,14 @@ impl Inner {
             let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
             thread::sleep(pause.min(left));
             pause = (pause * 2).min(MAX_POLL);
-            if let Lookup::Fresh(value, bytes) = self.lookup::<O>(key, settings) {
+            if let Lookup::Fresh(value, bytes) = self.peek::<O>(key, settings) {
                 pilot.land(Some(bytes));
                 return O::from_stored(value);
             }
         };
         // Another caller may have stored the value between our lookup and our claim.
         if claim.is_some()
-            && let Lookup::Fresh(value, bytes) = self.lookup::<O>(key, settings)
+            && let Lookup::Fresh(value, bytes) = self.peek::<O>(key, settings)
         {
             pilot.land(Some(bytes));
             return O::from_stored(value);
@@ -514,7 +519,7 @@ impl Inner {
             }
             Err(e) => return self.cache_error("claiming a key to refresh it", &e),
         };
-        if let Lookup::Fresh(_, bytes) = self.lookup::<O>(key, settings) {
+        if let Lookup::Fresh(_, bytes) = self.peek::<O>(key, settings) {
             self.report(settings.verbose, "refresh skipped: already fresh", Some(key));
             return pilot.land(Some(bytes));
         }

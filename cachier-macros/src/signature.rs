@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath};
+use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath, WherePredicate};
 
 /// One argument, `name: Type`.
 pub struct Arg {
@@ -67,7 +67,8 @@ impl Signature {
         let mut lifetimes = Vec::new();
         for param in &sig.generics.params {
             match param {
-                GenericParam::Lifetime(def) => lifetimes.push(def.lifetime.clone()),
+                GenericParam::Lifetime(def) if def.bounds.is_empty() => lifetimes.push(def.lifetime.clone()),
+                GenericParam::Lifetime(def) => return Err(lifetime_bound(def)),
                 GenericParam::Type(_) | GenericParam::Const(_) => {
                     return Err(syn::Error::new_spanned(
                         param,
@@ -76,6 +77,9 @@ impl Signature {
                     ));
                 }
             }
+        }
+        if let Some(predicate) = sig.generics.where_clause.iter().flat_map(|w| &w.predicates).find(|p| matches!(p, WherePredicate::Lifetime(_))) {
+            return Err(lifetime_bound(predicate));
         }
         let args = sig.inputs.iter().map(arg).collect::<syn::Result<Vec<_>>>()?;
         let output = match &sig.output {
@@ -98,6 +102,11 @@ impl Signature {
             fingerprint,
         })
     }
+}
+
+/// Bounded lifetimes are early-bound, which no function pointer type can name.
+fn lifetime_bound(tokens: &dyn ToTokens) -> syn::Error {
+    syn::Error::new_spanned(tokens, "cachier: lifetime bounds (`'a: 'b`) are not supported on cached functions")
 }
 
 fn arg(input: &FnArg) -> syn::Result<Arg> {
@@ -127,6 +136,9 @@ fn arg(input: &FnArg) -> syn::Result<Arg> {
             pat,
             "cachier: `ref` arguments are not supported",
         ));
+    }
+    if pat.ident.to_string().starts_with("__cachier") {
+        return Err(syn::Error::new_spanned(&pat.ident, "cachier: names starting with `__cachier` are reserved for generated code"));
     }
     let ty = (*typed.ty).clone();
     let behind_ref = match &ty {

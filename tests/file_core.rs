@@ -1,0 +1,134 @@
+//! The file core when its files or directory are broken: the function's own
+//! result is always returned, the failure is counted and logged, and the entry
+//! is replaced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cachier::cachier;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("file_core").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `f` with a tracing subscriber that records every event; returns the log.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+}
+
+fn entry_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cachier"))
+        .collect();
+    files.sort();
+    files
+}
+
+static SQUARES: AtomicU64 = AtomicU64::new(0);
+
+#[cachier(cache_dir = scratch("square"))]
+fn square(x: u64) -> u64 {
+    SQUARES.fetch_add(1, Ordering::SeqCst);
+    x * x
+}
+
+#[test]
+fn broken_entry_files_are_misses_that_get_replaced() {
+    let dir = square.cache_dpath().unwrap();
+    assert_eq!(square(3), 9);
+    assert_eq!(square(4), 16);
+    assert_eq!(entry_files(&dir).len(), 2, "one file per entry");
+    let path_of = |x: u64| dir.join(format!("{}.cachier", square.cache().key(&(x,)).unwrap()));
+    let (entry_of_3, entry_of_4) = (path_of(3), path_of(4));
+    let good_bytes = std::fs::read(&entry_of_3).unwrap();
+
+    let damage: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        ("garbage", Box::new(|p: &Path| std::fs::write(p, b"not an entry at all").unwrap())),
+        ("truncated", Box::new(|p: &Path| std::fs::write(p, &good_bytes[..good_bytes.len() - 3]).unwrap())),
+        ("empty", Box::new(|p: &Path| std::fs::write(p, b"").unwrap())),
+        ("a flipped value byte", Box::new(|p: &Path| {
+            let mut bytes = good_bytes.clone();
+            bytes[47] ^= 0x40;
+            std::fs::write(p, bytes).unwrap()
+        })),
+        // A valid entry of another key, under this key's name: must not be served as 3 * 3.
+        ("foreign", Box::new(|p: &Path| std::fs::copy(&entry_of_4, p).map(drop).unwrap())),
+    ];
+    for (what, break_it) in damage {
+        break_it(&entry_of_3);
+        let (errors, runs) = (square.cache_info().cache_errors, SQUARES.load(Ordering::SeqCst));
+        let log = logged(|| assert_eq!(square(3), 9, "{what}: wrong value"));
+        assert_eq!(square.cache_info().cache_errors, errors + 1, "{what}: not counted");
+        assert_eq!(SQUARES.load(Ordering::SeqCst), runs + 1, "{what}: the body did not run");
+        assert!(log.contains("WARN") && log.contains("corrupt cache entry"), "{what}: no warning in {log:?}");
+        // Replaced: the next call is a clean hit.
+        assert_eq!(logged(|| assert_eq!(square(3), 9)), "", "{what}: not replaced");
+        assert_eq!(std::fs::read(&entry_of_3).unwrap().len(), good_bytes.len());
+    }
+}
+
+static UNWRITABLE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// The cache directory lies below a regular file, so it can never be created
+/// (whoever runs the test, root included).
+fn below_a_file() -> PathBuf {
+    let file = scratch("not-a-dir");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"a file").unwrap();
+    file.join("cache")
+}
+
+#[cachier(cache_dir = below_a_file())]
+fn unwritable(x: u64) -> u64 {
+    UNWRITABLE_RUNS.fetch_add(1, Ordering::SeqCst);
+    x + 1
+}
+
+#[test]
+fn an_unwritable_cache_directory_never_fails_the_caller() {
+    let log = logged(|| {
+        assert_eq!(unwritable(1), 2);
+        assert_eq!(unwritable(1), 2);
+    });
+    assert_eq!(UNWRITABLE_RUNS.load(Ordering::SeqCst), 2, "nothing can be cached, so the body runs each time");
+    let info = unwritable.cache_info();
+    assert!(info.cache_errors >= 2, "{info:?}");
+    assert!(log.contains("WARN") && log.contains("storing the result"), "{log}");
+    assert!(unwritable.clear_cache().is_err(), "explicit operations report the failure");
+}
+
+#[test]
+fn leftover_lock_files_block_nobody() {
+    // A lock file left behind (say, by a crash) is not a held lock.
+    let dir = scratch("leftover");
+    #[cachier(cache_dir = scratch("leftover"))]
+    fn plus_one(x: u64) -> u64 {
+        x + 1
+    }
+    let key = plus_one.cache().key(&(1u64,)).unwrap();
+    std::fs::create_dir_all(dir.join("file_core.plus_one")).unwrap();
+    std::fs::write(dir.join("file_core.plus_one").join(format!("{key}.lock")), b"").unwrap();
+    assert_eq!(plus_one(1), 2);
+    assert_eq!(plus_one.cache_info().recalculations, 1);
+}

@@ -1,0 +1,69 @@
+//! Pins what must never change by accident: key digests and the entry file
+//! format. A change here makes every existing cache unreadable (or, worse,
+//! readable as something else); when it is deliberate, bump
+//! `cachier_core::file::format::VERSION` and regenerate with `CACHIER_BLESS=1`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use cachier::file::format;
+use cachier::{Core, Entry, FileCore, Key};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Query {
+    region: &'static str,
+    limits: HashMap<String, u64>,
+    kind: Kind,
+}
+
+#[derive(Serialize)]
+enum Kind {
+    Daily { days: u16 },
+}
+
+#[test]
+fn key_digests_are_pinned() {
+    let query = Query {
+        region: "EMEA",
+        limits: [("rows".to_string(), 10), ("cols".to_string(), 3)].into(),
+        kind: Kind::Daily { days: 7 },
+    };
+    // The first two digests were checked against SHA-1 of hand-assembled
+    // canonical bytes: str tag 0x23 + u64 length + "app::f", then tuple tag 0x32
+    // + u64 count 2 + (u64 tag 0x1b + 8 little-endian bytes) per element.
+    let cases = [
+        (Key::new("app::f", &(1u64, 23u64)).unwrap(), "23057e8f0f492c57253a00a99c675f9095824d67"),
+        (Key::new("app::f", &(12u64, 3u64)).unwrap(), "7c0088ff50915b7b2972b5d2290ba578d82b1534"),
+        (Key::new("app::report", &("2026-01-01", &query)).unwrap(), "0ec6a8667fa22e1911bdf23eff5c6e4e63ed3640"),
+    ];
+    let got: Vec<String> = cases.iter().map(|(key, _)| key.to_string()).collect();
+    let pinned: Vec<&str> = cases.iter().map(|(_, hex)| *hex).collect();
+    assert_eq!(got, pinned);
+}
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/entry-v1.cachier")
+}
+
+#[test]
+fn the_entry_file_format_is_pinned() {
+    let key = Key::new("golden::f", &(7u64, "seven")).unwrap();
+    // The value is what the engine stores: bincode 2, standard configuration.
+    let value = bincode::serde::encode_to_vec(("seven", 7u32, vec![1.5f64]), bincode::config::standard()).unwrap();
+    let entry = Entry::new(UNIX_EPOCH + Duration::from_nanos(1_790_000_000_123_456_789), value);
+    let bytes = format::encode(&key, &entry);
+    if std::env::var_os("CACHIER_BLESS").is_some() {
+        std::fs::write(golden_path(), &bytes).unwrap();
+    }
+    let golden = std::fs::read(golden_path()).expect("tests/golden/entry-v1.cachier");
+    assert_eq!(bytes, golden, "the entry file format changed");
+
+    // And this build reads the golden file back through the file core.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("golden");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(golden_path(), dir.join(format!("{key}.cachier"))).unwrap();
+    assert_eq!(FileCore::new(&dir).get(&key).unwrap(), Some(entry));
+}
