@@ -37,7 +37,7 @@ pub mod __private {
     impl<T: ?Sized + serde::Serialize> KeyArg for T {}
 
     /// Passes `arg` through, requiring it to be a [`KeyArg`].
-    pub fn key_arg<T: ?Sized + KeyArg + serde::Serialize>(arg: &T) -> &T {
+    pub fn key_arg<T: ?Sized + KeyArg>(arg: &T) -> &T {
         arg
     }
 }

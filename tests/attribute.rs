@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 /// A scratch cache directory of this test binary.
 fn scratch(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("attribute").join(name)
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("attribute")
+        .join(name)
 }
 
 static ADD_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -29,11 +31,17 @@ fn call_sites_stay_the_same_and_the_file_core_is_the_default() {
     let runs = ADD_RUNS.load(Ordering::SeqCst);
     assert_eq!(slow_add(1, 23), 24);
     assert_eq!(slow_add(1, 23), 24);
-    assert_eq!(slow_add(12, 3), 15, "f(1, 23) and f(12, 3) must not share an entry");
+    assert_eq!(
+        slow_add(12, 3),
+        15,
+        "f(1, 23) and f(12, 3) must not share an entry"
+    );
     assert_eq!(ADD_RUNS.load(Ordering::SeqCst) - runs, 2);
     let dir = slow_add.cache_dpath().expect("the file core has a directory");
     assert_eq!(dir, scratch("add").join("attribute.slow_add"));
-    let files = std::fs::read_dir(&dir).unwrap().filter(|f| f.as_ref().unwrap().path().extension().unwrap() == "cachier");
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().path().extension().unwrap() == "cachier");
     assert_eq!(files.count(), 2, "one file per entry");
     // The function is also usable as a value.
     let as_pointer: fn(u64, u64) -> u64 = *slow_add;
@@ -52,20 +60,38 @@ static PARSE_RUNS: AtomicU64 = AtomicU64::new(0);
 fn parse(text: &str, opts: &Options) -> Vec<String> {
     PARSE_RUNS.fetch_add(1, Ordering::SeqCst);
     let words = text.split_whitespace();
-    words.map(|w| if opts.lowercase { w.to_lowercase() } else { w.to_owned() }).collect()
+    words
+        .map(|w| {
+            if opts.lowercase {
+                w.to_lowercase()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect()
 }
 
 #[test]
 fn reference_arguments_and_hash_maps_key_by_value() {
-    let forward = Options { lowercase: true, weights: (0..40).map(|i| (i.to_string(), i)).collect() };
+    let forward = Options {
+        lowercase: true,
+        weights: (0..40).map(|i| (i.to_string(), i)).collect(),
+    };
     let mut weights = HashMap::with_capacity(512);
     weights.extend((0..40).rev().map(|i| (i.to_string(), i)));
-    let backward = Options { lowercase: true, weights };
+    let backward = Options {
+        lowercase: true,
+        weights,
+    };
     assert_eq!(forward, backward);
 
     assert_eq!(parse("Hello World", &forward), ["hello", "world"]);
     assert_eq!(parse(&String::from("Hello World"), &backward), ["hello", "world"]);
-    assert_eq!(PARSE_RUNS.load(Ordering::SeqCst), 1, "equal maps must give equal keys");
+    assert_eq!(
+        PARSE_RUNS.load(Ordering::SeqCst),
+        1,
+        "equal maps must give equal keys"
+    );
     assert_eq!(parse.cache_dpath(), None, "the memory core has no directory");
 }
 
@@ -117,7 +143,7 @@ static LOOKUPS: AtomicU64 = AtomicU64::new(0);
 #[cachier(backend = "memory")]
 fn lookup(id: u32) -> Option<String> {
     LOOKUPS.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 static LOOKUPS_ALLOWING_NONE: AtomicU64 = AtomicU64::new(0);
@@ -125,7 +151,7 @@ static LOOKUPS_ALLOWING_NONE: AtomicU64 = AtomicU64::new(0);
 #[cachier(backend = "memory", allow_none)]
 fn lookup_allowing_none(id: u32) -> Option<String> {
     LOOKUPS_ALLOWING_NONE.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 #[test]
@@ -135,8 +161,16 @@ fn none_is_cached_only_with_allow_none() {
         assert_eq!(lookup(2).as_deref(), Some("user 2"));
         assert_eq!(lookup_allowing_none(1), None);
     }
-    assert_eq!(LOOKUPS.load(Ordering::SeqCst), 3, "None was cached without allow_none");
-    assert_eq!(LOOKUPS_ALLOWING_NONE.load(Ordering::SeqCst), 1, "None was not cached with allow_none");
+    assert_eq!(
+        LOOKUPS.load(Ordering::SeqCst),
+        3,
+        "None was cached without allow_none"
+    );
+    assert_eq!(
+        LOOKUPS_ALLOWING_NONE.load(Ordering::SeqCst),
+        1,
+        "None was not cached with allow_none"
+    );
 }
 
 static CONTROL_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -171,18 +205,28 @@ fn the_cache_controls() {
     controlled.clear_cache().unwrap();
     let runs = CONTROL_RUNS.load(Ordering::SeqCst);
     controlled(1);
-    assert_eq!(CONTROL_RUNS.load(Ordering::SeqCst), runs + 1, "clear_cache must drop entries");
+    assert_eq!(
+        CONTROL_RUNS.load(Ordering::SeqCst),
+        runs + 1,
+        "clear_cache must drop entries"
+    );
     controlled.clear_being_calculated().unwrap();
 
     let info = controlled.cache_info();
-    assert!(info.hits >= 4 && info.misses >= 2 && info.stale_hits >= 1, "{info:?}");
+    assert!(
+        info.hits >= 4 && info.misses >= 2 && info.stale_hits >= 1,
+        "{info:?}"
+    );
     assert_eq!(info.cache_errors, 0);
 }
 
 #[test]
 fn precaching_a_value_the_function_would_not_cache_is_an_error() {
     let refused = report.precache_value("x", Err(ReportError("nope".into())));
-    assert!(matches!(refused, Err(cachier::Error::NotCacheable)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(cachier::Error::NotCacheable)),
+        "{refused:?}"
+    );
 }
 
 /// Not serializable: keyed through `hash_func`.
@@ -224,10 +268,18 @@ fn always_stale(label: &str, tags: HashSet<String>) -> String {
 fn next_time_returns_the_stale_value_and_refreshes_in_the_background() {
     let tags = || HashSet::from(["a".to_string()]);
     assert_eq!(always_stale("x", tags()), "x-1-1");
-    assert_eq!(always_stale("x", tags()), "x-1-1", "the stale value is returned at once");
+    assert_eq!(
+        always_stale("x", tags()),
+        "x-1-1",
+        "the stale value is returned at once"
+    );
     always_stale.wait_for_background();
     assert_eq!(STALE_RUNS.load(Ordering::SeqCst), 2, "one background refresh");
-    assert_eq!(always_stale("x", tags()), "x-1-2", "the refreshed value is served next time");
+    assert_eq!(
+        always_stale("x", tags()),
+        "x-1-2",
+        "the refreshed value is served next time"
+    );
     always_stale.wait_for_background();
 }
 
@@ -254,7 +306,13 @@ fn collisions(key: u8, cache: u8, options: u8, value: u8, body: u8) -> u32 {
 #[test]
 fn argument_names_cannot_collide_with_generated_names() {
     assert_eq!(collisions(1, 2, 3, 4, 5), 15);
-    assert_eq!(collisions.precache_value(0, 0, 0, 0, 1, 99).map(|()| collisions(0, 0, 0, 0, 1)).unwrap(), 99);
+    assert_eq!(
+        collisions
+            .precache_value(0, 0, 0, 0, 1, 99)
+            .map(|()| collisions(0, 0, 0, 0, 1))
+            .unwrap(),
+        99
+    );
 }
 
 // Lifetimes and where-clauses are forwarded to everything generated.
@@ -276,7 +334,11 @@ fn lifetimes_are_forwarded() {
 // Recursion goes through the cache.
 #[cachier(backend = "memory")]
 fn fibonacci(n: u64) -> u64 {
-    if n < 2 { n } else { fibonacci(n - 1) + fibonacci(n - 2) }
+    if n < 2 {
+        n
+    } else {
+        fibonacci(n - 1) + fibonacci(n - 2)
+    }
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use cachier::cachier;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("file_core").join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("file_core")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -30,7 +32,10 @@ fn logged(f: impl FnOnce()) -> String {
     }
     let sink = Sink::default();
     let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
     tracing::subscriber::with_default(subscriber, f);
     String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
 }
@@ -63,25 +68,49 @@ fn broken_entry_files_are_misses_that_get_replaced() {
     let (entry_of_3, entry_of_4) = (path_of(3), path_of(4));
     let good_bytes = std::fs::read(&entry_of_3).unwrap();
 
-    let damage: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        ("garbage", Box::new(|p: &Path| std::fs::write(p, b"not an entry at all").unwrap())),
-        ("truncated", Box::new(|p: &Path| std::fs::write(p, &good_bytes[..good_bytes.len() - 3]).unwrap())),
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let damage: Vec<(&str, Damage)> = vec![
+        (
+            "garbage",
+            Box::new(|p: &Path| std::fs::write(p, b"not an entry at all").unwrap()),
+        ),
+        (
+            "truncated",
+            Box::new(|p: &Path| std::fs::write(p, &good_bytes[..good_bytes.len() - 3]).unwrap()),
+        ),
         ("empty", Box::new(|p: &Path| std::fs::write(p, b"").unwrap())),
-        ("a flipped value byte", Box::new(|p: &Path| {
-            let mut bytes = good_bytes.clone();
-            bytes[47] ^= 0x40;
-            std::fs::write(p, bytes).unwrap()
-        })),
+        (
+            "a flipped value byte",
+            Box::new(|p: &Path| {
+                let mut bytes = good_bytes.clone();
+                bytes[47] ^= 0x40;
+                std::fs::write(p, bytes).unwrap()
+            }),
+        ),
         // A valid entry of another key, under this key's name: must not be served as 3 * 3.
-        ("foreign", Box::new(|p: &Path| std::fs::copy(&entry_of_4, p).map(drop).unwrap())),
+        (
+            "foreign",
+            Box::new(|p: &Path| std::fs::copy(&entry_of_4, p).map(drop).unwrap()),
+        ),
     ];
     for (what, break_it) in damage {
         break_it(&entry_of_3);
         let (errors, runs) = (square.cache_info().cache_errors, SQUARES.load(Ordering::SeqCst));
         let log = logged(|| assert_eq!(square(3), 9, "{what}: wrong value"));
-        assert_eq!(square.cache_info().cache_errors, errors + 1, "{what}: not counted");
-        assert_eq!(SQUARES.load(Ordering::SeqCst), runs + 1, "{what}: the body did not run");
-        assert!(log.contains("WARN") && log.contains("corrupt cache entry"), "{what}: no warning in {log:?}");
+        assert_eq!(
+            square.cache_info().cache_errors,
+            errors + 1,
+            "{what}: not counted"
+        );
+        assert_eq!(
+            SQUARES.load(Ordering::SeqCst),
+            runs + 1,
+            "{what}: the body did not run"
+        );
+        assert!(
+            log.contains("WARN") && log.contains("corrupt cache entry"),
+            "{what}: no warning in {log:?}"
+        );
         // Replaced: the next call is a clean hit.
         assert_eq!(logged(|| assert_eq!(square(3), 9)), "", "{what}: not replaced");
         assert_eq!(std::fs::read(&entry_of_3).unwrap().len(), good_bytes.len());
@@ -111,11 +140,21 @@ fn an_unwritable_cache_directory_never_fails_the_caller() {
         assert_eq!(unwritable(1), 2);
         assert_eq!(unwritable(1), 2);
     });
-    assert_eq!(UNWRITABLE_RUNS.load(Ordering::SeqCst), 2, "nothing can be cached, so the body runs each time");
+    assert_eq!(
+        UNWRITABLE_RUNS.load(Ordering::SeqCst),
+        2,
+        "nothing can be cached, so the body runs each time"
+    );
     let info = unwritable.cache_info();
     assert!(info.cache_errors >= 2, "{info:?}");
-    assert!(log.contains("WARN") && log.contains("storing the result"), "{log}");
-    assert!(unwritable.clear_cache().is_err(), "explicit operations report the failure");
+    assert!(
+        log.contains("WARN") && log.contains("storing the result"),
+        "{log}"
+    );
+    assert!(
+        unwritable.clear_cache().is_err(),
+        "explicit operations report the failure"
+    );
 }
 
 #[test]

@@ -34,9 +34,18 @@ fn key_digests_are_pinned() {
     // canonical bytes: str tag 0x23 + u64 length + "app::f", then tuple tag 0x32
     // + u64 count 2 + (u64 tag 0x1b + 8 little-endian bytes) per element.
     let cases = [
-        (Key::new("app::f", &(1u64, 23u64)).unwrap(), "23057e8f0f492c57253a00a99c675f9095824d67"),
-        (Key::new("app::f", &(12u64, 3u64)).unwrap(), "7c0088ff50915b7b2972b5d2290ba578d82b1534"),
-        (Key::new("app::report", &("2026-01-01", &query)).unwrap(), "0ec6a8667fa22e1911bdf23eff5c6e4e63ed3640"),
+        (
+            Key::new("app::f", &(1u64, 23u64)).unwrap(),
+            "23057e8f0f492c57253a00a99c675f9095824d67",
+        ),
+        (
+            Key::new("app::f", &(12u64, 3u64)).unwrap(),
+            "7c0088ff50915b7b2972b5d2290ba578d82b1534",
+        ),
+        (
+            Key::new("app::report", &("2026-01-01", &query)).unwrap(),
+            "0ec6a8667fa22e1911bdf23eff5c6e4e63ed3640",
+        ),
     ];
     let got: Vec<String> = cases.iter().map(|(key, _)| key.to_string()).collect();
     let pinned: Vec<&str> = cases.iter().map(|(_, hex)| *hex).collect();
@@ -51,8 +60,12 @@ fn golden_path() -> PathBuf {
 fn the_entry_file_format_is_pinned() {
     let key = Key::new("golden::f", &(7u64, "seven")).unwrap();
     // The value is what the engine stores: bincode 2, standard configuration.
-    let value = bincode::serde::encode_to_vec(("seven", 7u32, vec![1.5f64]), bincode::config::standard()).unwrap();
-    let entry = Entry::new(UNIX_EPOCH + Duration::from_nanos(1_790_000_000_123_456_789), value);
+    let value =
+        bincode::serde::encode_to_vec(("seven", 7u32, vec![1.5f64]), bincode::config::standard()).unwrap();
+    let entry = Entry::new(
+        UNIX_EPOCH + Duration::from_nanos(1_790_000_000_123_456_789),
+        value,
+    );
     let bytes = format::encode(&key, &entry);
     if std::env::var_os("CACHIER_BLESS").is_some() {
         std::fs::write(golden_path(), &bytes).unwrap();

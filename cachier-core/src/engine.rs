@@ -363,13 +363,18 @@ impl Inner {
         self.read::<O>(key, settings).unwrap_or(Lookup::Missing)
     }
 
-    fn read<O: Outcome>(&self, key: &Key, settings: &Settings) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
+    fn read<O: Outcome>(
+        &self,
+        key: &Key,
+        settings: &Settings,
+    ) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
         let entry = match self.core.get(key) {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(Lookup::Missing),
             Err(e) => return Err(("reading an entry (treated as a miss)", e)),
         };
-        let value = codec::decode::<O::Stored>(&entry.value).map_err(|e| ("decoding an entry (treated as a miss)", e))?;
+        let value = codec::decode::<O::Stored>(&entry.value)
+            .map_err(|e| ("decoding an entry (treated as a miss)", e))?;
         Ok(match settings.stale_limit {
             Some(limit) if entry.age(SystemTime::now()) >= limit => Lookup::Stale(value),
             _ => Lookup::Fresh(value, entry.value),

@@ -78,7 +78,13 @@ impl Signature {
                 }
             }
         }
-        if let Some(predicate) = sig.generics.where_clause.iter().flat_map(|w| &w.predicates).find(|p| matches!(p, WherePredicate::Lifetime(_))) {
+        if let Some(predicate) = sig
+            .generics
+            .where_clause
+            .iter()
+            .flat_map(|w| &w.predicates)
+            .find(|p| matches!(p, WherePredicate::Lifetime(_)))
+        {
             return Err(lifetime_bound(predicate));
         }
         let args = sig.inputs.iter().map(arg).collect::<syn::Result<Vec<_>>>()?;
@@ -106,7 +112,10 @@ impl Signature {
 
 /// Bounded lifetimes are early-bound, which no function pointer type can name.
 fn lifetime_bound(tokens: &dyn ToTokens) -> syn::Error {
-    syn::Error::new_spanned(tokens, "cachier: lifetime bounds (`'a: 'b`) are not supported on cached functions")
+    syn::Error::new_spanned(
+        tokens,
+        "cachier: lifetime bounds (`'a: 'b`) are not supported on cached functions",
+    )
 }
 
 fn arg(input: &FnArg) -> syn::Result<Arg> {
@@ -138,7 +147,10 @@ fn arg(input: &FnArg) -> syn::Result<Arg> {
         ));
     }
     if pat.ident.to_string().starts_with("__cachier") {
-        return Err(syn::Error::new_spanned(&pat.ident, "cachier: names starting with `__cachier` are reserved for generated code"));
+        return Err(syn::Error::new_spanned(
+            &pat.ident,
+            "cachier: names starting with `__cachier` are reserved for generated code",
+        ));
     }
     let ty = (*typed.ty).clone();
     let behind_ref = match &ty {
