@@ -25,7 +25,10 @@ fn timed(label: &str) -> Duration {
 }
 
 fn main() -> cachier::Result<()> {
-    println!("cache directory: {}", slow_add.cache_dpath().unwrap_or_default().display());
+    println!(
+        "cache directory: {}",
+        slow_add.cache_dpath().unwrap_or_default().display()
+    );
     let first = timed("first call:");
     timed("second call:");
     if first < Duration::from_millis(500) {

@@ -563,6 +563,10 @@ impl Inner {
     }
 
     fn report(&self, verbose: bool, event: &str, key: Option<&Key>) {
+        // Formatting the key costs more than a memory hit: do it only when someone listens.
+        if !verbose && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
         let key = key.map(ToString::to_string).unwrap_or_default();
         if verbose {
             eprintln!("cachier: {}: {event} {key}", self.function);
