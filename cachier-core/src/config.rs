@@ -18,6 +18,10 @@ pub enum Backend {
     File,
     /// In this process's memory (see [`MemoryCore`](crate::MemoryCore)).
     Memory,
+    /// In a MongoDB collection shared by every machine (see
+    /// [`MongoCore`](crate::MongoCore); feature `mongo`).
+    #[cfg(feature = "mongo")]
+    Mongo,
 }
 
 /// Defaults for every cached function that does not set the option itself.
@@ -49,6 +53,9 @@ pub struct GlobalParams {
     pub entry_size_limit: Option<usize>,
     /// How often functions with `cleanup_stale` delete their stale entries. Default: one day.
     pub cleanup_interval: Duration,
+    /// The MongoDB core's server, claims and outage handling.
+    #[cfg(feature = "mongo")]
+    pub mongo: crate::MongoParams,
 }
 
 macro_rules! setters {
@@ -79,6 +86,14 @@ impl GlobalParams {
         /// Sets [`GlobalParams::cleanup_interval`].
         cleanup_interval: Duration,
     );
+
+    /// Sets [`GlobalParams::mongo`].
+    #[cfg(feature = "mongo")]
+    #[must_use]
+    pub fn mongo(mut self, mongo: crate::MongoParams) -> Self {
+        self.mongo = mongo;
+        self
+    }
 }
 
 impl Default for GlobalParams {
@@ -92,6 +107,8 @@ impl Default for GlobalParams {
             allow_none: false,
             entry_size_limit: None,
             cleanup_interval: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "mongo")]
+            mongo: crate::MongoParams::default(),
         }
     }
 }

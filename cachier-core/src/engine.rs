@@ -643,6 +643,18 @@ impl FunctionCacheBuilder {
         self
     }
 
+    /// Stores entries in the MongoDB collection `getter` returns (called on first use).
+    #[cfg(feature = "mongo")]
+    pub fn mongetter(mut self, getter: fn() -> mongodb::sync::Collection<mongodb::bson::Document>) -> Self {
+        let params = config::read(|g| g.mongo.clone());
+        self.core = Some(Box::new(crate::MongoCore::with_getter(
+            self.function.clone(),
+            getter,
+            &params,
+        )));
+        self
+    }
+
     /// Stores entries in a core of your own instead of a built-in backend.
     pub fn core(mut self, core: impl Core) -> Self {
         self.core = Some(Box::new(core));
@@ -696,18 +708,23 @@ impl FunctionCacheBuilder {
     /// its first store.
     #[must_use]
     pub fn build(self) -> FunctionCache {
-        let (backend, cache_dir) = config::read(|g| (g.backend, g.cache_dir.clone()));
-        let core = self
-            .core
-            .unwrap_or_else(|| match self.backend.unwrap_or(backend) {
+        let core = self.core.unwrap_or_else(|| {
+            let global = config::global_params();
+            match self.backend.unwrap_or(global.backend) {
                 Backend::File => {
-                    let dir = self.cache_dir.unwrap_or(cache_dir);
+                    let dir = self.cache_dir.unwrap_or(global.cache_dir);
                     Box::new(FileCore::new(
                         dir.join(FileCore::function_dir_name(&self.function)),
                     ))
                 }
                 Backend::Memory => Box::new(MemoryCore::new()),
-            });
+                #[cfg(feature = "mongo")]
+                Backend::Mongo => Box::new(crate::MongoCore::with_params(
+                    self.function.clone(),
+                    &global.mongo,
+                )),
+            }
+        });
         let key_space = match self.signature.is_empty() {
             true => self.function.clone(),
             false => format!("{} {}", self.function, self.signature),

@@ -9,7 +9,7 @@
 //!   processes, statistics, and the rule that cache failures never become caller
 //!   failures;
 //! - the [`Core`] trait and its built-in backends, [`FileCore`] (the default)
-//!   and [`MemoryCore`];
+//!   and [`MemoryCore`], and with feature `mongo` the `MongoCore`;
 //! - [`Key`]s, SHA-1 digests of a [`canonical`] encoding of the arguments;
 //! - process-wide [`GlobalParams`] and the [`disable_caching`] switch.
 //!
@@ -34,6 +34,8 @@ pub mod file;
 mod flight;
 mod key;
 mod memory;
+#[cfg(feature = "mongo")]
+mod mongo;
 mod options;
 mod outcome;
 mod stats;
@@ -48,6 +50,12 @@ pub use crate::error::{Error, Result};
 pub use crate::file::FileCore;
 pub use crate::key::{Key, KeyHasher, KeyMap};
 pub use crate::memory::MemoryCore;
+#[cfg(feature = "mongo")]
+pub use crate::mongo::{MongoCore, MongoParams};
 pub use crate::options::CallOptions;
 pub use crate::outcome::{OkOnly, Outcome, Plain, SomeOnly};
 pub use crate::stats::CacheInfo;
+/// The MongoDB driver the MongoDB core is built on, for writing `mongetter`s
+/// against the same version.
+#[cfg(feature = "mongo")]
+pub use mongodb;

@@ -14,6 +14,7 @@ use crate::units;
 pub enum Backend {
     File,
     Memory,
+    Mongo,
 }
 
 /// An option's value, with the span of the whole `name = value` for errors.
@@ -28,6 +29,8 @@ pub struct Attrs {
     pub backend: Option<Located<Backend>>,
     pub cache_dir: Option<Located<Expr>>,
     pub core: Option<Located<Expr>>,
+    /// A `fn() -> mongodb::sync::Collection<Document>` for the MongoDB core.
+    pub mongetter: Option<Located<Expr>>,
     /// Expressions of type `Duration`.
     pub stale_after: Option<TokenStream>,
     pub next_time: Option<Located<bool>>,
@@ -42,7 +45,7 @@ pub struct Attrs {
     pub krate: Option<Path>,
 }
 
-const OPTIONS: &str = "backend, cache_dir, core, stale_after, next_time, wait_for_calc_timeout, \
+const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
                        allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, crate";
 
 impl Attrs {
@@ -70,48 +73,23 @@ impl Attrs {
         let span = meta.span();
         match name.as_str() {
             "backend" => fill(&mut self.backend, &name, span, backend(&meta)?),
-            "cache_dir" => fill(
-                &mut self.cache_dir,
-                &name,
-                span,
-                Located {
-                    value: value(&meta)?.clone(),
-                    span,
-                },
-            ),
-            "core" => fill(
-                &mut self.core,
-                &name,
-                span,
-                Located {
-                    value: value(&meta)?.clone(),
-                    span,
-                },
-            ),
+            "cache_dir" => fill(&mut self.cache_dir, &name, span, expr(&meta)?),
+            "core" => fill(&mut self.core, &name, span, expr(&meta)?),
+            "mongetter" => fill(&mut self.mongetter, &name, span, expr(&meta)?),
             "stale_after" => fill(&mut self.stale_after, &name, span, duration(&meta)?),
             "next_time" => fill(&mut self.next_time, &name, span, flag(&meta)?),
             "wait_for_calc_timeout" => fill(&mut self.wait_for_calc_timeout, &name, span, duration(&meta)?),
             "allow_none" => fill(&mut self.allow_none, &name, span, flag(&meta)?),
-            "hash_func" => fill(
-                &mut self.hash_func,
-                &name,
-                span,
-                Located {
-                    value: value(&meta)?.clone(),
-                    span,
-                },
-            ),
+            "hash_func" => fill(&mut self.hash_func, &name, span, expr(&meta)?),
             "entry_size_limit" => fill(&mut self.entry_size_limit, &name, span, size(&meta)?),
             "cleanup_stale" => fill(&mut self.cleanup_stale, &name, span, flag(&meta)?),
-            "cleanup_interval" => fill(
-                &mut self.cleanup_interval,
-                &name,
-                span,
-                Located {
+            "cleanup_interval" => {
+                let interval = Located {
                     value: duration(&meta)?,
                     span,
-                },
-            ),
+                };
+                fill(&mut self.cleanup_interval, &name, span, interval)
+            }
             "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
             _ => Err(syn::Error::new_spanned(
                 meta.path(),
@@ -123,33 +101,38 @@ impl Attrs {
     /// Options that make no sense together.
     fn check_combinations(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
-        if let (Some(core), Some(_)) = (&self.core, &self.backend) {
-            errors.push(syn::Error::new(
-                core.span,
-                "cachier: give either `core` or `backend`, not both",
-            ));
+        let mut conflict =
+            |span: Span, message: &str| errors.push(syn::Error::new(span, format!("cachier: {message}")));
+        let backend = self.backend.as_ref().map(|b| b.value);
+        if let (Some(core), Some(_)) = (&self.core, backend) {
+            conflict(core.span, "give either `core` or `backend`, not both");
         }
         if let Some(dir) = &self.cache_dir {
             if self.core.is_some() {
-                errors.push(syn::Error::new(
+                conflict(
                     dir.span,
-                    "cachier: `cache_dir` is for the file backend; a custom `core` keeps its own storage",
-                ));
+                    "`cache_dir` is for the file backend; a custom `core` keeps its own storage",
+                );
             }
-            if self.backend.as_ref().is_some_and(|b| b.value != Backend::File) {
-                errors.push(syn::Error::new(
-                    dir.span,
-                    "cachier: `cache_dir` only applies to `backend = \"file\"`",
-                ));
+            if backend.is_some_and(|b| b != Backend::File) {
+                conflict(dir.span, "`cache_dir` only applies to `backend = \"file\"`");
+            }
+        }
+        if let Some(getter) = &self.mongetter {
+            if self.core.is_some() {
+                conflict(getter.span, "give either `core` or `mongetter`, not both");
+            }
+            if backend.is_some_and(|b| b != Backend::Mongo) {
+                conflict(getter.span, "`mongetter` only applies to `backend = \"mongo\"`");
             }
         }
         if let Some(interval) = &self.cleanup_interval
             && !self.cleanup_stale.as_ref().is_some_and(|c| c.value)
         {
-            errors.push(syn::Error::new(
+            conflict(
                 interval.span,
-                "cachier: `cleanup_interval` has no effect without `cleanup_stale = true`",
-            ));
+                "`cleanup_interval` has no effect without `cleanup_stale = true`",
+            );
         }
         errors.finish()
     }
@@ -216,6 +199,14 @@ fn value(meta: &Meta) -> syn::Result<&Expr> {
     }
 }
 
+/// Any expression, evaluated in the generated code.
+fn expr(meta: &Meta) -> syn::Result<Located<Expr>> {
+    Ok(Located {
+        value: value(meta)?.clone(),
+        span: meta.span(),
+    })
+}
+
 fn string(expr: &Expr) -> Option<&LitStr> {
     match expr {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
@@ -245,16 +236,18 @@ fn flag(meta: &Meta) -> syn::Result<Located<bool>> {
 }
 
 fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
+    const EXPECTED: &str = r#"expected "file", "memory" or "mongo""#;
     let expr = value(meta)?;
     let lit = string(expr)
-        .ok_or_else(|| syn::Error::new_spanned(expr, "cachier: `backend` expects \"file\" or \"memory\""))?;
+        .ok_or_else(|| syn::Error::new_spanned(expr, format!("cachier: `backend` {EXPECTED}")))?;
     let value = match lit.value().as_str() {
         "file" => Backend::File,
         "memory" => Backend::Memory,
+        "mongo" => Backend::Mongo,
         other => {
             return Err(syn::Error::new_spanned(
                 lit,
-                format!("cachier: unknown backend \"{other}\"; expected \"file\" or \"memory\""),
+                format!("cachier: unknown backend \"{other}\"; {EXPECTED}"),
             ));
         }
     };

@@ -198,6 +198,8 @@ fn builder(attrs: &Attrs, sig: &Signature, krate: &TokenStream, name: &str) -> T
         calls.push(match backend.value {
             Backend::File => quote!(.backend(#krate::Backend::File)),
             Backend::Memory => quote!(.backend(#krate::Backend::Memory)),
+            // Needs the `mongo` feature of `cachier`, which defines this variant.
+            Backend::Mongo => quote!(.backend(#krate::Backend::Mongo)),
         });
     }
     if let Some(dir) = &attrs.cache_dir {
@@ -207,6 +209,10 @@ fn builder(attrs: &Attrs, sig: &Signature, krate: &TokenStream, name: &str) -> T
     if let Some(core) = &attrs.core {
         let core = &core.value;
         calls.push(quote_spanned!(core.span()=> .core(#core)));
+    }
+    if let Some(getter) = &attrs.mongetter {
+        let getter = &getter.value;
+        calls.push(quote_spanned!(getter.span()=> .mongetter(#getter)));
     }
     let valued = [
         ("stale_after", attrs.stale_after.as_ref()),

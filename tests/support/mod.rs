@@ -1,0 +1,124 @@
+//! Running this test binary again as other processes, and talking to them
+//! through lines on pipes. A test file that uses it defines an ignored test
+//! named `child` that acts by [`role`].
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+const ROLE: &str = "CACHIER_TEST_ROLE";
+const RUN: &str = "CACHIER_TEST_RUN";
+/// A safety net against a broken build hanging the suite, never a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// What this process was started to do (empty in the test process itself).
+pub fn role() -> String {
+    std::env::var(ROLE).unwrap_or_default()
+}
+
+/// The run id the parent passed to this child.
+pub fn run() -> String {
+    std::env::var(RUN).unwrap_or_default()
+}
+
+/// Prints a line for the parent at once.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// Blocks until the parent writes a line (or closes our stdin).
+pub fn wait_for_parent() {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// A child process and the lines it prints.
+pub struct Peer {
+    pub child: Child,
+    lines: Receiver<(Stream, String)>,
+}
+
+impl Peer {
+    /// Runs this binary's `child` test in a new process with `role` and `run`.
+    pub fn start(role: &str, run: &str) -> Peer {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .env(RUN, run)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for (stream, pipe) in [(Stream::Out, stdout), (Stream::Err, stderr)] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let _ = send.send((stream, line.unwrap()));
+                }
+            });
+        }
+        Peer { child, lines }
+    }
+
+    /// Waits for the first line that contains one of `wanted`'s texts on its
+    /// stream; returns which one. (libtest may print `test child ... ` before
+    /// the child's first line, hence "contains".)
+    pub fn first_of(&self, wanted: &[(Stream, &str)]) -> usize {
+        loop {
+            let (stream, line) = self.lines.recv_timeout(PATIENCE).expect("the child said nothing");
+            if let Some(i) = wanted
+                .iter()
+                .position(|&(s, text)| s == stream && line.contains(text))
+            {
+                return i;
+            }
+        }
+    }
+
+    /// Waits for a stdout line containing `text`.
+    pub fn expect(&self, text: &str) {
+        self.first_of(&[(Stream::Out, text)]);
+    }
+
+    /// Writes a line to the child's stdin.
+    pub fn tell(&mut self) {
+        let _ = writeln!(self.child.stdin.as_mut().unwrap(), "go");
+    }
+
+    /// Waits for the child to succeed; returns what followed `value=` on stdout.
+    pub fn value(mut self) -> String {
+        assert!(self.child.wait().unwrap().success(), "a child process failed");
+        self.lines
+            .iter()
+            .find_map(|(stream, line)| {
+                let value = line.split_once("value=").map(|(_, value)| value.to_owned());
+                value.filter(|_| stream == Stream::Out)
+            })
+            .expect("a value= line")
+    }
+
+    /// Waits for the child to succeed.
+    pub fn finish(mut self) {
+        assert!(self.child.wait().unwrap().success(), "a child process failed");
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
