@@ -1,44 +1,127 @@
-//! What a hit and a store cost on the memory and the file core.
+//! cachier and the `cached` crate side by side, workload by workload: each
+//! criterion group holds both libraries, so every report compares them.
 //!
-//! `cargo bench --bench cores`
+//! ```text
+//! cargo bench --bench cores      # this file; benches/scaling.rs measures cache sizes
+//! ```
+//!
+//! Libraries: `cachier/memory`, `cachier/file` (one file per entry, coherent
+//! across processes), `cached/memory` (`#[cached]`), `cached/redb` (its redb
+//! disk store, keyed with `key`/`convert` where arguments are not `Hash`).
 
+mod common;
+
+use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use cachier::cachier;
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::*;
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
-fn bench_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-cores")
-}
-
-#[cachier(backend = "memory")]
-fn memory_add(a: u64, b: u64) -> u64 {
-    a + b
-}
-
-#[cachier(cache_dir = bench_dir())]
-fn file_add(a: u64, b: u64) -> u64 {
-    a + b
-}
-
-fn hits_and_stores(c: &mut Criterion) {
-    file_add.clear_cache().unwrap();
-    let mut group = c.benchmark_group("u64_pair");
-    memory_add(1, 2);
-    group.bench_function("memory/hit", |b| {
-        b.iter(|| memory_add(black_box(1), black_box(2)))
-    });
-    group.bench_function("memory/store", |b| {
-        b.iter(|| memory_add.overwrite_cache(black_box(1), black_box(2)))
-    });
-    file_add(1, 2);
-    group.bench_function("file/hit", |b| b.iter(|| file_add(black_box(1), black_box(2))));
-    group.bench_function("file/store", |b| {
-        b.iter(|| file_add.overwrite_cache(black_box(1), black_box(2)))
-    });
+fn hit_u64_pair(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hit_u64_pair");
+    for (name, f) in adders() {
+        f(1, 2);
+        group.bench_function(name, |b| b.iter(|| f(black_box(1), black_box(2))));
+    }
     group.finish();
 }
 
-criterion_group!(benches, hits_and_stores);
+fn hit_str_map(c: &mut Criterion) {
+    let weights: HashMap<String, u64> = (0..8).map(|i| (format!("feature-{i}"), i)).collect();
+    let mut group = c.benchmark_group("hit_str_map");
+    for (name, f) in weighers() {
+        f("report", &weights);
+        group.bench_function(name, |b| b.iter(|| f(black_box("report"), black_box(&weights))));
+    }
+    group.finish();
+}
+
+/// A call with arguments never seen before: a lookup that misses, then a store.
+fn miss_and_store(c: &mut Criterion) {
+    let mut group = c.benchmark_group("miss_and_store");
+    group.sampling_mode(SamplingMode::Flat);
+    for (name, f) in adders() {
+        let fresh = AtomicU64::new(1 << 40);
+        group.bench_function(name, |b| {
+            b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 0))
+        });
+    }
+    group.finish();
+}
+
+/// Two threads calling the same cached key as fast as they can; time per call pair.
+fn two_threads_hot_key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("two_threads_hot_key");
+    for (name, f) in adders() {
+        f(3, 4);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Barrier::new(2);
+                thread::scope(|scope| {
+                    let run = || {
+                        start.wait();
+                        let begun = Instant::now();
+                        (0..iters).for_each(|_| {
+                            black_box(f(black_box(3), black_box(4)));
+                        });
+                        begun.elapsed()
+                    };
+                    let other = scope.spawn(run);
+                    run().max(other.join().unwrap())
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Sixteen threads calling one cold key at once: time until all have the value.
+fn sixteen_threads_cold_key(c: &mut Criterion) {
+    const THREADS: usize = 16;
+    let mut group = c.benchmark_group("sixteen_threads_cold_key");
+    group.sample_size(20);
+    for (name, f) in adders() {
+        let fresh = AtomicU64::new(1 << 60);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let key = fresh.fetch_add(1, Ordering::Relaxed);
+                    let start = Barrier::new(THREADS + 1);
+                    thread::scope(|scope| {
+                        let racers: Vec<_> = (0..THREADS)
+                            .map(|_| {
+                                scope.spawn(|| {
+                                    start.wait();
+                                    f(key, 0)
+                                })
+                            })
+                            .collect();
+                        start.wait();
+                        let begun = Instant::now();
+                        racers
+                            .into_iter()
+                            .for_each(|r| assert_eq!(r.join().unwrap(), key));
+                        total += begun.elapsed();
+                    });
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    hit_u64_pair,
+    hit_str_map,
+    miss_and_store,
+    two_threads_hot_key,
+    sixteen_threads_cold_key
+);
 criterion_main!(benches);

@@ -30,21 +30,21 @@ fn key_digests_are_pinned() {
         limits: [("rows".to_string(), 10), ("cols".to_string(), 3)].into(),
         kind: Kind::Daily { days: 7 },
     };
-    // The first two digests were checked against SHA-1 of hand-assembled
-    // canonical bytes: str tag 0x23 + u64 length + "app::f", then tuple tag 0x32
-    // + u64 count 2 + (u64 tag 0x1b + 8 little-endian bytes) per element.
+    // The first two digests were checked against hand-assembled bytes:
+    // SHA-1(SHA-1(0x23 + u64 length + "app::f") + 0x32 + u64 count 2
+    //       + (0x1b + 8 little-endian bytes) per element).
     let cases = [
         (
             Key::new("app::f", &(1u64, 23u64)).unwrap(),
-            "23057e8f0f492c57253a00a99c675f9095824d67",
+            "4c7c990a9c763724fc9c2f7ea074e99fc6d45622",
         ),
         (
             Key::new("app::f", &(12u64, 3u64)).unwrap(),
-            "7c0088ff50915b7b2972b5d2290ba578d82b1534",
+            "85c9150e3d3c80ded4a67b31e2810579baf08c30",
         ),
         (
             Key::new("app::report", &("2026-01-01", &query)).unwrap(),
-            "0ec6a8667fa22e1911bdf23eff5c6e4e63ed3640",
+            "1d66e071b90da268e6b0ec5ccaca9410f5622ee3",
         ),
     ];
     let got: Vec<String> = cases.iter().map(|(key, _)| key.to_string()).collect();

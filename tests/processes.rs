@@ -57,6 +57,7 @@ fn child() {
             held();
         }
         "store" => say(&format!("value={}", shared(1))),
+        "overwrite" => say(&format!("value={}", shared.overwrite_cache(1))),
         "clear" => shared.clear_cache().unwrap(),
         other => panic!("unknown role {other:?}"),
     }

@@ -1,8 +1,8 @@
 //! Process-wide defaults, and the switch that turns all caching off.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Where a function's entries live when its attribute names no backend.
@@ -120,25 +120,46 @@ fn default_cache_dir() -> PathBuf {
     }
 }
 
-static PARAMS: LazyLock<RwLock<GlobalParams>> = LazyLock::new(|| RwLock::new(GlobalParams::default()));
+static PARAMS: LazyLock<RwLock<Arc<GlobalParams>>> = LazyLock::new(|| RwLock::new(Arc::default()));
+/// Bumped by every [`set_global_params`], so that threads know their snapshot is old.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 static ENABLED: LazyLock<AtomicBool> =
     LazyLock::new(|| AtomicBool::new(std::env::var_os("CACHIER_DISABLE").is_none_or(|v| v != "1")));
 
 /// Replaces the process-wide defaults.
 pub fn set_global_params(params: GlobalParams) {
-    *PARAMS.write().unwrap_or_else(PoisonError::into_inner) = params;
+    let mut current = PARAMS.write().unwrap_or_else(PoisonError::into_inner);
+    *current = Arc::new(params);
+    GENERATION.fetch_add(1, Ordering::Release);
 }
 
 /// The process-wide defaults in force.
 #[must_use]
 pub fn global_params() -> GlobalParams {
-    read(Clone::clone)
+    GlobalParams::clone(&PARAMS.read().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Reads one thing from the defaults without cloning them.
+/// Reads one thing from the defaults. Every call site of a cached function
+/// does, so each thread keeps a snapshot and takes the lock only after a change.
 pub(crate) fn read<T>(f: impl FnOnce(&GlobalParams) -> T) -> T {
-    f(&PARAMS.read().unwrap_or_else(PoisonError::into_inner))
+    thread_local! {
+        static SNAPSHOT: std::cell::RefCell<Option<(u64, Arc<GlobalParams>)>> = const { std::cell::RefCell::new(None) };
+    }
+    SNAPSHOT.with(|snapshot| {
+        let mut snapshot = snapshot.borrow_mut();
+        let generation = GENERATION.load(Ordering::Acquire);
+        let (seen, params) = match snapshot.take() {
+            Some((seen, params)) if seen == generation => (seen, params),
+            _ => (
+                generation,
+                Arc::clone(&PARAMS.read().unwrap_or_else(PoisonError::into_inner)),
+            ),
+        };
+        let answer = f(&params);
+        *snapshot = Some((seen, params));
+        answer
+    })
 }
 
 /// Turns caching back on after [`disable_caching`] or `CACHIER_DISABLE=1`.

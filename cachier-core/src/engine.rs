@@ -14,7 +14,7 @@ use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::file::FileCore;
 use crate::flight::{Flights, Join, Pilot};
-use crate::key::Key;
+use crate::key::{Key, KeySpace};
 use crate::memory::MemoryCore;
 use crate::options::CallOptions;
 use crate::outcome::Outcome;
@@ -46,7 +46,7 @@ pub struct FunctionCache {
 struct Inner {
     function: String,
     /// What keys are hashed under: the function and its signature.
-    key_space: String,
+    key_space: KeySpace,
     core: Box<dyn Core>,
     options: FunctionOptions,
     stats: Stats,
@@ -122,7 +122,7 @@ impl FunctionCache {
     /// # Errors
     /// [`Error::Key`] when an argument's `Serialize` impl fails.
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
-        Key::new(&self.inner.key_space, args)
+        self.inner.key_space.key(args)
     }
 
     /// Answers one call: from the cache when it holds a usable value for `key`,
@@ -726,8 +726,8 @@ impl FunctionCacheBuilder {
             }
         });
         let key_space = match self.signature.is_empty() {
-            true => self.function.clone(),
-            false => format!("{} {}", self.function, self.signature),
+            true => KeySpace::new(&self.function),
+            false => KeySpace::new(&format!("{} {}", self.function, self.signature)),
         };
         FunctionCache {
             inner: Arc::new(Inner {

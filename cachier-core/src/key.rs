@@ -13,9 +13,10 @@ use crate::error::Result;
 
 /// The 20-byte key of one cached call.
 ///
-/// Built from the function's identity and a canonical encoding of its arguments
-/// (see [`canonical`](crate::canonical)), so it is the same in every process, build
-/// and machine, and two functions never share a key.
+/// `SHA-1(SHA-1(canonical(function)) ‖ canonical(args))`, with the encoding of
+/// [`canonical`](crate::canonical): the same in every process, build and machine,
+/// and two functions never share a key. Hashing the function's 20-byte digest
+/// rather than its name keeps small argument lists within one SHA-1 block.
 ///
 /// ```
 /// use cachier_core::Key;
@@ -33,10 +34,7 @@ impl Key {
     /// # Errors
     /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
     pub fn new<A: Serialize + ?Sized>(function: &str, args: &A) -> Result<Key> {
-        let mut buf = Vec::with_capacity(128);
-        canonical::encode_into(&mut buf, function)?;
-        canonical::encode_into(&mut buf, args)?;
-        Ok(Key(Sha1::digest(&buf).into()))
+        KeySpace::new(function).key(args)
     }
 
     /// Wraps a digest computed elsewhere (for example one read back from a store).
@@ -50,12 +48,98 @@ impl Key {
     pub const fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
+
+    /// Lower-case hex, without going through `fmt` (the file core names a file
+    /// with it on every call).
+    ///
+    /// ```
+    /// let key = cachier_core::Key::from_bytes([0xab; 20]);
+    /// assert_eq!(key.hex(), key.to_string().as_str());
+    /// ```
+    #[must_use]
+    pub fn hex(&self) -> HexKey {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0; 40];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+        HexKey(out)
+    }
+}
+
+/// A key in lower-case hex; see [`Key::hex`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexKey([u8; 40]);
+
+impl HexKey {
+    /// The 40 hex digits.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+impl PartialEq<&str> for HexKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for HexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The keys of one function: its digest, computed once.
+///
+/// ```
+/// use cachier_core::{Key, KeySpace};
+/// let space = KeySpace::new("app::add");
+/// assert_eq!(space.key(&(1u64, 2u64)).unwrap(), Key::new("app::add", &(1u64, 2u64)).unwrap());
+/// ```
+#[derive(Clone, Debug)]
+pub struct KeySpace {
+    function_digest: [u8; 20],
+}
+
+impl KeySpace {
+    /// The key space of the function identified by `function`.
+    #[must_use]
+    pub fn new(function: &str) -> KeySpace {
+        let encoded = canonical::encode(function).expect("strings always encode");
+        KeySpace {
+            function_digest: Sha1::digest(&encoded).into(),
+        }
+    }
+
+    /// The key of `args` in this space.
+    ///
+    /// # Errors
+    /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
+    pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let digest = |buf: &mut Vec<u8>| {
+            buf.clear();
+            buf.extend_from_slice(&self.function_digest);
+            canonical::encode_into(buf, args).map(|()| Key(Sha1::digest(&*buf).into()))
+        };
+        // A Serialize impl that itself calls a cached function finds the buffer
+        // taken, and uses a fresh one.
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buf) => digest(&mut buf),
+            Err(_) => digest(&mut Vec::new()),
+        })
+    }
 }
 
 impl fmt::Display for Key {
     /// Lower-case hex, 40 characters.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(self.hex().as_str())
     }
 }
 

@@ -48,7 +48,7 @@ pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};
 pub use crate::file::FileCore;
-pub use crate::key::{Key, KeyHasher, KeyMap};
+pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};
 pub use crate::memory::MemoryCore;
 #[cfg(feature = "mongo")]
 pub use crate::mongo::{MongoCore, MongoParams};

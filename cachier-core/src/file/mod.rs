@@ -5,9 +5,14 @@
 //! file and a store writes one, whatever the number of entries. Stores write a
 //! temporary file and rename it into place, so a reader or a process killed
 //! mid-write sees the old entry or the new one, never a torn one.
+//!
+//! Entries read recently stay in memory with the identity of their file (see
+//! [`recent`]); a hit on one costs a single `stat` of its path, which still
+//! sees every store (a new file) and clear (no file) of any process.
 
 pub mod format;
 mod lock;
+mod recent;
 
 use std::fs;
 use std::io::{self, Write};
@@ -39,13 +44,17 @@ const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 /// ```
 pub struct FileCore {
     dir: PathBuf,
+    recent: recent::Recent,
 }
 
 impl FileCore {
     /// A core keeping its files in `dir`, created on the first store.
     #[must_use]
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileCore { dir: dir.into() }
+        FileCore {
+            dir: dir.into(),
+            recent: recent::Recent::default(),
+        }
     }
 
     /// The directory name of a function's entries inside a cache directory:
@@ -70,7 +79,11 @@ impl FileCore {
     }
 
     fn path(&self, key: &Key, ext: &str) -> PathBuf {
-        self.dir.join(format!("{key}.{ext}"))
+        let mut name = String::with_capacity(41 + ext.len());
+        name.push_str(key.hex().as_str());
+        name.push('.');
+        name.push_str(ext);
+        self.dir.join(name)
     }
 
     /// Runs `op`, creating the directory first if `op` reports it missing.
@@ -133,23 +146,47 @@ impl FileCore {
     }
 }
 
+/// Reads a file, with the metadata of the very file read (not of whatever the
+/// path names a moment later).
+fn read_with_metadata(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
+    let mut file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok((bytes, meta))
+}
+
 impl Core for FileCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let path = self.path(key, ENTRY_EXT);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let missing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                if let Some(entry) = self.recent.get(key, &meta) {
+                    return Ok(Some(entry));
+                }
+            }
+            Err(e) if missing(&e) => {
+                self.recent.forget(key);
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        let (bytes, meta) = match read_with_metadata(&path) {
+            Ok(read) => read,
+            Err(e) if missing(&e) => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        format::decode(key, &bytes)
-            .map(Some)
-            .map_err(|reason| Error::Corrupt {
-                what: path.display().to_string(),
-                reason,
-            })
+        let entry = format::decode(key, &bytes).map_err(|reason| Error::Corrupt {
+            what: path.display().to_string(),
+            reason,
+        })?;
+        self.recent.remember(*key, &meta, &entry);
+        Ok(Some(entry))
     }
 
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
+        self.recent.forget(key);
         let path = self.path(key, ENTRY_EXT);
         self.write_atomically(&path, &format::encode(key, entry))
             .map_err(|e| Error::io(path, e))
@@ -162,6 +199,7 @@ impl Core for FileCore {
     }
 
     fn clear(&self) -> Result<()> {
+        self.recent.forget_all();
         self.remove_where(self.files(ENTRY_EXT)?, |_| true)?;
         let now = SystemTime::now();
         let orphaned = |path: &Path| {
@@ -178,6 +216,7 @@ impl Core for FileCore {
     }
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
+        self.recent.forget_all();
         let computed_before_cutoff = |path: &Path| {
             let mut header = [0; format::HEADER_LEN];
             fs::File::open(path)

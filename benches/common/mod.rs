@@ -1,0 +1,124 @@
+//! The functions both benchmark binaries compare: one body, cached four ways.
+#![allow(dead_code)] // each bench binary uses its own part of this
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use cached::proc_macro::cached;
+use cached::{ConcurrentCached, RedbCache};
+use cachier::cachier;
+
+pub fn bench_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("bench")
+        .join(name)
+}
+
+fn redb(name: &str) -> RedbCache<String, u64> {
+    let dir = bench_dir("redb");
+    let _ = std::fs::remove_file(dir.join(name));
+    RedbCache::builder(name)
+        .disk_dir(&dir)
+        .durable(false)
+        .build()
+        .expect("a redb cache")
+}
+
+/// A function body: cheap, so the benchmarks measure the caches.
+pub fn add(a: u64, b: u64) -> u64 {
+    a.wrapping_add(b)
+}
+
+pub fn weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
+    text.len() as u64 + weights.values().sum::<u64>()
+}
+
+/// What `cached` needs for arguments that are not `Hash`: a key by hand.
+pub fn weigh_key(text: &str, weights: &HashMap<String, u64>) -> String {
+    let mut pairs: Vec<_> = weights.iter().collect();
+    pairs.sort();
+    format!("{text}{pairs:?}")
+}
+
+// --- the (u64, u64) function, four ways ---
+
+#[cachier(backend = "memory")]
+pub fn cachier_memory_add(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+#[cachier(cache_dir = bench_dir("cachier-add"))]
+pub fn cachier_file_add(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+#[cached]
+pub fn cached_memory_add(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+static REDB_ADD: LazyLock<RedbCache<String, u64>> = LazyLock::new(|| redb("add"));
+
+pub fn cached_redb_add(a: u64, b: u64) -> u64 {
+    let key = format!("{a}:{b}");
+    if let Some(value) = REDB_ADD.cache_get(&key).expect("redb get") {
+        return value;
+    }
+    let value = add(a, b);
+    REDB_ADD.cache_set(key, value).expect("redb set");
+    value
+}
+
+// --- the (&str, &HashMap) function ---
+
+#[cachier(backend = "memory")]
+pub fn cachier_memory_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
+    weigh(text, weights)
+}
+
+#[cachier(cache_dir = bench_dir("cachier-weigh"))]
+pub fn cachier_file_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
+    weigh(text, weights)
+}
+
+#[cached(key = "String", convert = r#"{ weigh_key(text, weights) }"#)]
+pub fn cached_memory_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
+    weigh(text, weights)
+}
+
+static REDB_WEIGH: LazyLock<RedbCache<String, u64>> = LazyLock::new(|| redb("weigh"));
+
+pub fn cached_redb_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
+    let key = weigh_key(text, weights);
+    if let Some(value) = REDB_WEIGH.cache_get(&key).expect("redb get") {
+        return value;
+    }
+    let value = weigh(text, weights);
+    REDB_WEIGH.cache_set(key, value).expect("redb set");
+    value
+}
+
+pub type AddFn = fn(u64, u64) -> u64;
+
+/// The four implementations of `add`, by name.
+pub fn adders() -> [(&'static str, AddFn); 4] {
+    [
+        ("cachier/memory", *cachier_memory_add),
+        ("cachier/file", *cachier_file_add),
+        ("cached/memory", cached_memory_add),
+        ("cached/redb", cached_redb_add),
+    ]
+}
+
+pub type WeighFn = fn(&str, &HashMap<String, u64>) -> u64;
+
+/// The four implementations of `weigh`, by name.
+pub fn weighers() -> [(&'static str, WeighFn); 4] {
+    [
+        ("cachier/memory", *cachier_memory_weigh),
+        ("cachier/file", *cachier_file_weigh),
+        ("cached/memory", cached_memory_weigh),
+        ("cached/redb", cached_redb_weigh),
+    ]
+}

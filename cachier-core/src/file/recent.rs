@@ -1,0 +1,105 @@
+//! Entries this process read recently, each with the identity of the file it
+//! came from, so that a hit costs one `stat` instead of reading the file.
+//!
+//! Every store writes a new file and renames it over the entry's path, so the
+//! path then names a file of another identity (device, inode, size, modification
+//! and change times); a clear removes it. Either way the next `stat` of the path
+//! no longer matches, and the file is read again. (Only a clear and a store of
+//! the same key by other processes, reusing the freed inode with the same size
+//! within one tick of the filesystem clock, could go unseen: the entry then
+//! served is still one computed for the same arguments.)
+//!
+//! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
+//! whole set is dropped when it would exceed [`MAX_BYTES`].
+
+use std::fs::Metadata;
+use std::sync::{Mutex, PoisonError};
+
+use crate::entry::Entry;
+use crate::key::{Key, KeyMap};
+
+/// Largest value kept.
+const MAX_VALUE: usize = 64 * 1024;
+/// Most bytes of values kept at once, per function.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Default)]
+pub struct Recent {
+    entries: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    by_key: KeyMap<(FileId, Entry)>,
+    bytes: usize,
+}
+
+/// What identifies one file's content, as far as `stat` can tell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(meta: &Metadata) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileId {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// Elsewhere the identity is not known well enough: nothing is kept.
+    #[cfg(not(unix))]
+    fn of(_meta: &Metadata) -> Option<FileId> {
+        None
+    }
+}
+
+impl Recent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry kept for `key`, if it came from the file `meta` describes.
+    pub fn get(&self, key: &Key, meta: &Metadata) -> Option<Entry> {
+        let id = FileId::of(meta)?;
+        let kept = self.lock();
+        let (kept_id, entry) = kept.by_key.get(key)?;
+        (*kept_id == id).then(|| entry.clone())
+    }
+
+    /// Keeps `entry`, read from the file `meta` describes.
+    pub fn remember(&self, key: Key, meta: &Metadata, entry: &Entry) {
+        let Some(id) = FileId::of(meta).filter(|_| entry.value.len() <= MAX_VALUE) else {
+            return;
+        };
+        let mut kept = self.lock();
+        if kept.bytes + entry.value.len() > MAX_BYTES {
+            *kept = Kept::default();
+        }
+        kept.bytes += entry.value.len();
+        if let Some((_, old)) = kept.by_key.insert(key, (id, entry.clone())) {
+            kept.bytes -= old.value.len();
+        }
+    }
+
+    pub fn forget(&self, key: &Key) {
+        let mut kept = self.lock();
+        if let Some((_, old)) = kept.by_key.remove(key) {
+            kept.bytes -= old.value.len();
+        }
+    }
+
+    pub fn forget_all(&self) {
+        *self.lock() = Kept::default();
+    }
+}
