@@ -1,4 +1,4 @@
-//! Hit and store cost as the cache grows: 1, 1,000, 100,000 and 1,000,000
+//! Hit and store cost as the cache grows: 1, 1,000, 2,000, 100,000 and 1,000,000
 //! entries already stored, for cachier and the `cached` crate side by side.
 //!
 //! ```text
@@ -26,7 +26,7 @@ fn max_entries() -> u64 {
 /// Hits and stores with 1, 1,000, 100,000 and 1,000,000 entries already stored.
 /// Each library fills its cache to the next size and is measured there.
 fn scaling(c: &mut Criterion) {
-    let sizes: Vec<u64> = [1, 1_000, 100_000, 1_000_000]
+    let sizes: Vec<u64> = [1, 1_000, 2_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|&n| n <= max_entries())
         .collect();

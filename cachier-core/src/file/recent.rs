@@ -10,7 +10,8 @@
 //! served is still one computed for the same arguments.)
 //!
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
-//! whole set is dropped when it would exceed [`MAX_BYTES`].
+//! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
+//! entries).
 
 use std::fs::Metadata;
 use std::sync::{Mutex, PoisonError};
@@ -20,8 +21,10 @@ use crate::key::{Key, KeyMap};
 
 /// Largest value kept.
 const MAX_VALUE: usize = 64 * 1024;
-/// Most bytes of values kept at once, per function.
+/// Most bytes kept at once, per function, counting each entry's bookkeeping.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// What one kept entry costs besides its value (map slot, identity, `Arc` header).
+const OVERHEAD: usize = 128;
 
 #[derive(Default)]
 pub struct Recent {
@@ -83,23 +86,27 @@ impl Recent {
             return;
         };
         let mut kept = self.lock();
-        if kept.bytes + entry.value.len() > MAX_BYTES {
+        if kept.bytes + cost(entry) > MAX_BYTES {
             *kept = Kept::default();
         }
-        kept.bytes += entry.value.len();
+        kept.bytes += cost(entry);
         if let Some((_, old)) = kept.by_key.insert(key, (id, entry.clone())) {
-            kept.bytes -= old.value.len();
+            kept.bytes -= cost(&old);
         }
     }
 
     pub fn forget(&self, key: &Key) {
         let mut kept = self.lock();
         if let Some((_, old)) = kept.by_key.remove(key) {
-            kept.bytes -= old.value.len();
+            kept.bytes -= cost(&old);
         }
     }
 
     pub fn forget_all(&self) {
         *self.lock() = Kept::default();
     }
+}
+
+fn cost(entry: &Entry) -> usize {
+    entry.value.len() + OVERHEAD
 }
