@@ -43,6 +43,11 @@ fn shared(x: u64) -> String {
     format!("{x} computed by {}", std::process::id())
 }
 
+#[cachier(cache_dir = scratch("clearing"))]
+fn doubled(x: u64) -> u64 {
+    x * 2
+}
+
 /// The other processes' side of the tests below.
 #[test]
 #[ignore = "a helper: the other tests of this file run it as a child process"]
@@ -59,6 +64,20 @@ fn child() {
         "store" => say(&format!("value={}", shared(1))),
         "overwrite" => say(&format!("value={}", shared.overwrite_cache(1))),
         "clear" => shared.clear_cache().unwrap(),
+        "clearer" => {
+            say("clearing");
+            for _ in 0..300 {
+                doubled.clear_cache().unwrap();
+            }
+        }
+        "writer" => {
+            wait_for_parent();
+            for x in 0..300 {
+                assert_eq!(doubled(x), x * 2);
+                assert_eq!(doubled(x), x * 2);
+            }
+            say(&format!("value={}", doubled.cache_info().cache_errors));
+        }
         other => panic!("unknown role {other:?}"),
     }
 }
@@ -132,4 +151,25 @@ fn values_and_clears_of_other_processes_are_seen_at_once() {
         format!("1 computed by {}", std::process::id()),
         "a clear by another process must be seen"
     );
+}
+
+#[test]
+fn clearing_while_another_process_writes_loses_only_the_cleared_entries() {
+    doubled.clear_cache().unwrap();
+    let mut writer = Peer::start("writer", "");
+    let clearer = Peer::start("clearer", "");
+    clearer.expect("clearing");
+    writer.tell();
+    assert_eq!(
+        writer.value(),
+        "0",
+        "the writer saw cache errors while another process cleared"
+    );
+    clearer.finish();
+    // Entries stored once the clearing is over stay.
+    doubled.clear_cache().unwrap();
+    (0..10).for_each(|x| assert_eq!(doubled(x), x * 2));
+    (0..10).for_each(|x| assert_eq!(doubled(x), x * 2));
+    let info = doubled.cache_info();
+    assert_eq!((info.hits, info.cache_errors), (10, 0), "{info:?}");
 }
