@@ -18,7 +18,7 @@ use cachier::mongodb::bson::Document;
 use cachier::mongodb::options::ClientOptions;
 use cachier::mongodb::sync::{Client, Collection};
 use cachier::{Core, MongoCore, MongoParams, cachier};
-use support::{PATIENCE, Peer, Stream, role, say, wait_for_parent};
+use support::{PATIENCE, Peer, role, say, wait_for_parent};
 
 /// Short enough that the takeover test is quick, long enough to be renewed in time.
 const LEASE: Duration = Duration::from_secs(2);
@@ -107,19 +107,8 @@ fn run_id(test: &str) -> String {
 fn processes_sharing_a_key_compute_once() {
     init();
     let run = run_id("race");
-    let mut peers: Vec<Peer> = (0..3).map(|_| Peer::start("race", &run)).collect();
-    let events = [
-        (Stream::Out, "computing"),
-        (Stream::Err, "waiting for another process"),
-    ];
-    let computing: Vec<usize> = (0..peers.len())
-        .filter(|&i| peers[i].first_of(&events) == 0)
-        .collect();
-    assert_eq!(computing.len(), 1, "processes {computing:?} all computed");
-    peers.iter_mut().for_each(Peer::tell);
-    let values: Vec<String> = peers.into_iter().map(Peer::value).collect();
-    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
-    assert_eq!(race(&run), values[0], "this process reads the shared value");
+    let value = support::race("race", &run, 3);
+    assert_eq!(race(&run), value, "this process reads the shared value");
     assert_eq!(race.cache_info().recalculations, 0);
 }
 

@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 
 use cachier::cachier;
-use support::{Peer, Stream, role, say, wait_for_parent};
+use support::{Peer, role, say, wait_for_parent};
 
 fn scratch(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -85,19 +85,7 @@ fn child() {
 #[test]
 fn processes_racing_on_a_cold_key_compute_once() {
     race.clear_cache().unwrap();
-    let mut peers: Vec<Peer> = (0..4).map(|_| Peer::start("race", "")).collect();
-    // Every process reports either computing or waiting for the one that does.
-    let events = [
-        (Stream::Out, "computing"),
-        (Stream::Err, "waiting for another process"),
-    ];
-    let computing: Vec<usize> = (0..peers.len())
-        .filter(|&i| peers[i].first_of(&events) == 0)
-        .collect();
-    assert_eq!(computing.len(), 1, "processes {computing:?} all computed");
-    peers.iter_mut().for_each(Peer::tell);
-    let values: Vec<String> = peers.into_iter().map(Peer::value).collect();
-    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+    support::race("race", "", 4);
 }
 
 #[test]

@@ -122,3 +122,23 @@ impl Peer {
         self.child.wait().unwrap();
     }
 }
+
+/// Starts `processes` children with `role`, whose cached call must print
+/// `computing` (stdout) in its body and runs verbose (so waiting shows on
+/// stderr). Checks that exactly one computes while the others wait for it,
+/// lets it finish, and returns every child's value, all equal.
+pub fn race(role: &str, run: &str, processes: usize) -> String {
+    let mut peers: Vec<Peer> = (0..processes).map(|_| Peer::start(role, run)).collect();
+    let events = [
+        (Stream::Out, "computing"),
+        (Stream::Err, "waiting for another process"),
+    ];
+    let computing: Vec<usize> = (0..peers.len())
+        .filter(|&i| peers[i].first_of(&events) == 0)
+        .collect();
+    assert_eq!(computing.len(), 1, "processes {computing:?} all computed");
+    peers.iter_mut().for_each(Peer::tell);
+    let values: Vec<String> = peers.into_iter().map(Peer::value).collect();
+    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+    values[0].clone()
+}
