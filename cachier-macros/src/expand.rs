@@ -178,16 +178,6 @@ fn check_against_signature(attrs: &Attrs, sig: &Signature) -> syn::Result<()> {
         ));
         return Err(error);
     }
-    if let Some(arg) = sig
-        .args
-        .iter()
-        .find(|a| a.mutable && attrs.next_time.as_ref().is_some_and(|n| n.value))
-    {
-        return Err(syn::Error::new_spanned(
-            &arg.name,
-            "cachier: `mut` arguments are not supported with `next_time`; rebind inside the body",
-        ));
-    }
     Ok(())
 }
 

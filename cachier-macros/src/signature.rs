@@ -6,12 +6,10 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath, WherePredicate};
 
-/// One argument, `name: Type`.
+/// One argument, `name: Type` (a `mut` stays on the body's own signature).
 pub struct Arg {
     pub name: Ident,
     pub ty: Type,
-    /// `mut name: Type` in the original signature.
-    pub mutable: bool,
 }
 
 /// Which of a function's results are cached, by the shape of its return type.
@@ -166,7 +164,6 @@ fn arg(input: &FnArg) -> syn::Result<Arg> {
     Ok(Arg {
         name: pat.ident.clone(),
         ty,
-        mutable: pat.mutability.is_some(),
     })
 }
 
