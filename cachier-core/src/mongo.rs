@@ -234,15 +234,17 @@ fn date(time: SystemTime) -> DateTime {
 
 /// Who holds a claim: this host, process and a per-claim nonce.
 fn owner_id() -> String {
+    static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok());
+        host.map_or_else(|| "unknown-host".into(), |h| h.trim().to_owned())
+    });
     static NONCE: AtomicU64 = AtomicU64::new(0);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into());
     format!(
         "{}/{}/{}",
-        host.trim(),
+        *HOST,
         std::process::id(),
         NONCE.fetch_add(1, Ordering::Relaxed)
     )
