@@ -54,7 +54,7 @@ impl Key {
     ///
     /// ```
     /// let key = cachier_core::Key::from_bytes([0xab; 20]);
-    /// assert_eq!(key.hex(), key.to_string().as_str());
+    /// assert_eq!(key.hex().as_str(), key.to_string());
     /// ```
     #[must_use]
     pub fn hex(&self) -> HexKey {
@@ -77,12 +77,6 @@ impl HexKey {
     #[must_use]
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("hex digits are ASCII")
-    }
-}
-
-impl PartialEq<&str> for HexKey {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }
 

@@ -160,17 +160,21 @@ impl Core for FileCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let path = self.path(key, ENTRY_EXT);
         let missing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-        match fs::metadata(&path) {
-            Ok(meta) => {
-                if let Some(entry) = self.recent.get(key, &meta) {
-                    return Ok(Some(entry));
+        // A remembered entry is served if the path still names its file; anything
+        // else is read (and its identity taken from the opened file, not a stat).
+        if self.recent.holds(key) {
+            match fs::metadata(&path) {
+                Ok(meta) => {
+                    if let Some(entry) = self.recent.get(key, &meta) {
+                        return Ok(Some(entry));
+                    }
                 }
+                Err(e) if missing(&e) => {
+                    self.recent.forget(key);
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::io(path, e)),
             }
-            Err(e) if missing(&e) => {
-                self.recent.forget(key);
-                return Ok(None);
-            }
-            Err(e) => return Err(Error::io(path, e)),
         }
         let (bytes, meta) = match read_with_metadata(&path) {
             Ok(read) => read,

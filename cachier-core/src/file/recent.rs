@@ -72,6 +72,11 @@ impl Recent {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether an entry is kept for `key` (worth a `stat` to validate it).
+    pub fn holds(&self, key: &Key) -> bool {
+        self.lock().by_key.contains_key(key)
+    }
+
     /// The entry kept for `key`, if it came from the file `meta` describes.
     pub fn get(&self, key: &Key, meta: &Metadata) -> Option<Entry> {
         let id = FileId::of(meta)?;
