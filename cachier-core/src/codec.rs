@@ -1,4 +1,15 @@
 //! Encoding of cached values: bincode 2 with its standard configuration.
+//!
+//! Stored bytes are untrusted input (another process, a damaged disk, a server),
+//! so decoding is bounded: bincode allocates a string or byte buffer as long as
+//! its length prefix says before reading it, and a prefix of 2^35 would abort
+//! the process. bincode counts every decoded item against a limit (a primitive
+//! by its size in memory, at most 16 bytes for one encoded byte; a string or
+//! byte buffer by its length, which must be present in the input), so a value
+//! of `n` bytes never legitimately counts more than `16 n`. Each decode runs
+//! under the limit of the smallest size class (a power of four from 64 KiB)
+//! that is at least `16 n`: no length prefix can make it reserve more than
+//! `64 n` bytes (or 64 KiB), whatever the input claims.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -7,6 +18,14 @@ use crate::error::{Error, Result};
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
+/// The largest value cachier stores or reads back (4 GiB, or the address
+/// space's limit where smaller); larger results are returned, not stored.
+pub const MAX_VALUE_LEN: usize = if usize::BITS > 32 {
+    1 << 32
+} else {
+    isize::MAX as usize
+};
+
 /// Encodes a value for storage.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| Error::Codec(e.to_string()))
@@ -14,8 +33,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a stored value; bytes left over mean the value is not of this type.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| Error::Codec(e.to_string()))?;
+    if bytes.len() > MAX_VALUE_LEN {
+        return Err(Error::Codec(format!(
+            "a stored value of {} bytes is over the {MAX_VALUE_LEN}-byte maximum",
+            bytes.len()
+        )));
+    }
+    let (value, used) = decode_within_class(bytes).map_err(|e| Error::Codec(e.to_string()))?;
     if used != bytes.len() {
         return Err(Error::Codec(format!(
             "{} of {} bytes left over: the stored value is not of this type",
@@ -24,4 +48,55 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         )));
     }
     Ok(value)
+}
+
+/// Decodes under the limit of the size class of `16 * bytes.len()`.
+fn decode_within_class<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    fn limited<T: DeserializeOwned, const LIMIT: usize>(
+        bytes: &[u8],
+    ) -> Result<(T, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(bytes, CONFIG.with_limit::<LIMIT>())
+    }
+    macro_rules! classes {
+        ($($shift:literal)*) => {
+            $(if bytes.len() <= 1 << ($shift - 4) {
+                return limited::<T, { 1 << $shift }>(bytes);
+            })*
+        };
+    }
+    classes!(16 18 20 22 24 26 28 30);
+    // The last class: `decode` refused anything longer.
+    limited::<T, { MAX_VALUE_LEN.saturating_mul(16) }>(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_in_every_size_class() {
+        for len in [0, 1, 4095, 4096, 4097, 70_000, 300_000] {
+            let text = "x".repeat(len);
+            assert_eq!(decode::<String>(&encode(&text).unwrap()).unwrap(), text);
+            // Each 1-byte varint counts as 16 bytes of u128 against the limit.
+            let numbers = vec![7u128; len];
+            assert_eq!(decode::<Vec<u128>>(&encode(&numbers).unwrap()).unwrap(), numbers);
+        }
+    }
+
+    #[test]
+    fn a_length_prefix_larger_than_the_value_is_refused_before_allocating() {
+        // bincode varint: 0xfd then a u64: a string claiming 2^35 bytes.
+        let mut bytes = vec![0xfd];
+        bytes.extend_from_slice(&(1u64 << 35).to_le_bytes());
+        bytes.extend_from_slice(b"short");
+        let err = decode::<String>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("LimitExceeded"), "{err}");
+    }
+
+    #[test]
+    fn left_over_bytes_mean_another_type() {
+        let err = decode::<u8>(&encode(&(1u8, 2u8)).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("left over"), "{err}");
+    }
 }

@@ -42,6 +42,9 @@ pub struct GlobalParams {
     pub backend: Backend,
     /// The file core's directory. Default: `$CACHIER_DIR`, else `~/.cachier`.
     pub cache_dir: PathBuf,
+    /// Who the file core's directories are shared with. Default: `$CACHIER_SHARING`
+    /// (`group` for [`Sharing::Group`]), else [`Sharing::Private`].
+    pub sharing: crate::Sharing,
     /// Entries older than this are stale. Default: never.
     pub stale_after: Option<Duration>,
     /// How long a caller waits for another caller computing the same key before
@@ -75,6 +78,8 @@ impl GlobalParams {
         backend: Backend,
         /// Sets [`GlobalParams::cache_dir`].
         cache_dir: PathBuf,
+        /// Sets [`GlobalParams::sharing`].
+        sharing: crate::Sharing,
         /// Sets [`GlobalParams::stale_after`].
         stale_after: Option<Duration>,
         /// Sets [`GlobalParams::wait_for_calc_timeout`].
@@ -102,6 +107,7 @@ impl Default for GlobalParams {
         GlobalParams {
             backend: Backend::File,
             cache_dir: default_cache_dir(),
+            sharing: crate::Sharing::from_env(),
             stale_after: None,
             wait_for_calc_timeout: None,
             allow_none: false,

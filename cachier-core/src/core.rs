@@ -68,6 +68,17 @@ pub trait Core: Send + Sync + 'static {
     /// A failure of the store.
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64>;
 
+    /// Removes what writers that died left behind (temporary files, released
+    /// claims' files), never anything a live caller still holds; returns how
+    /// many. The engine calls it in the background after a store, at most once
+    /// an hour per function and process.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn reclaim(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// The directory holding the entries, for cores that keep them in one.
     fn dpath(&self) -> Option<PathBuf> {
         None
@@ -131,6 +142,9 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
         (**self).delete_stale(cutoff)
+    }
+    fn reclaim(&self) -> Result<u64> {
+        (**self).reclaim()
     }
     fn dpath(&self) -> Option<PathBuf> {
         (**self).dpath()

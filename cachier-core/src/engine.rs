@@ -7,13 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::codec;
+use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config::{self, Backend};
 use crate::core::Core;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::file::FileCore;
-use crate::flight::{Flights, Join, Pilot};
+use crate::file::{FileCore, Sharing};
+use crate::flight::{Flights, Join, Landed, Pilot};
 use crate::key::{Key, KeySpace};
 use crate::memory::MemoryCore;
 use crate::options::CallOptions;
@@ -25,6 +25,8 @@ pub type Job<O> = Box<dyn FnOnce() -> O + Send>;
 
 /// Longest pause between two looks at a key another process is computing.
 const MAX_POLL: Duration = Duration::from_millis(100);
+/// How often a process asks a function's core to reclaim what dead writers left.
+const RECLAIM_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The cache of one function: its core, its options and its statistics.
 ///
@@ -53,6 +55,7 @@ struct Inner {
     flights: Flights,
     background: Arc<Background>,
     last_cleanup: Mutex<Option<Instant>>,
+    last_reclaim: Mutex<Option<Instant>>,
 }
 
 /// A function's own options; unset ones fall back to the global params.
@@ -97,8 +100,10 @@ struct Settings {
 pub struct FunctionCacheBuilder {
     function: String,
     signature: String,
+    code_version: String,
     backend: Option<Backend>,
     cache_dir: Option<PathBuf>,
+    sharing: Option<Sharing>,
     core: Option<Box<dyn Core>>,
     options: FunctionOptions,
 }
@@ -110,8 +115,10 @@ impl FunctionCache {
         FunctionCacheBuilder {
             function: function.into(),
             signature: String::new(),
+            code_version: String::new(),
             backend: None,
             cache_dir: None,
+            sharing: None,
             core: None,
             options: FunctionOptions::default(),
         }
@@ -290,6 +297,7 @@ impl FunctionCache {
         };
         let this = Arc::clone(&self.inner);
         self.inner.background.spawn(&self.inner.function, move || {
+            pilot.board();
             this.refresh(&key, job, &settings, pilot)
         });
     }
@@ -383,40 +391,73 @@ impl Inner {
 
     /// Computes `key` unless another thread or process already does, in which
     /// case waits for its value (within `wait_for_calc_timeout`).
-    fn compute_once<O: Outcome>(&self, key: &Key, compute: impl FnOnce() -> O, settings: &Settings) -> O {
+    ///
+    /// A computation that ends with nothing to share (an `Err`, `None` without
+    /// `allow_none`, a panic) does not release the waiting callers all at once:
+    /// they take turns, one computation at a time. A call made from within the
+    /// computation of the same key (re-entrant) runs the body like an uncached
+    /// call instead of waiting for itself.
+    fn compute_once<O: Outcome>(
+        self: &Arc<Self>,
+        key: &Key,
+        compute: impl FnOnce() -> O,
+        settings: &Settings,
+    ) -> O {
         let deadline = settings
             .wait_for_calc_timeout
             .map(|timeout| Instant::now() + timeout);
-        match self.flights.join(*key) {
-            Join::Passenger(flight) => {
-                self.report(
-                    settings.verbose,
-                    "waiting for another thread computing it",
-                    Some(key),
-                );
-                match flight
-                    .wait(deadline)
-                    .map(|bytes| codec::decode::<O::Stored>(&bytes))
-                {
-                    Some(Ok(value)) => O::from_stored(value),
-                    Some(Err(e)) => {
+        loop {
+            let flight = match self.flights.join(*key) {
+                Join::Pilot(pilot) => return self.pilot(key, pilot, compute, settings, deadline),
+                Join::Passenger(flight) => flight,
+                Join::Reentrant => {
+                    self.report(
+                        settings.verbose,
+                        "re-entrant call computing its own key: running the body",
+                        Some(key),
+                    );
+                    return self.compute_and_store(key, compute, settings).0;
+                }
+            };
+            self.report(
+                settings.verbose,
+                "waiting for another thread computing it",
+                Some(key),
+            );
+            match flight.wait(deadline) {
+                Landed::Value(bytes) => match codec::decode::<O::Stored>(&bytes) {
+                    Ok(value) => return O::from_stored(value),
+                    Err(e) => {
                         self.cache_error("decoding a value from another thread", &e);
-                        self.compute_and_store(key, compute, settings).0
+                        return self.compute_and_store(key, compute, settings).0;
                     }
-                    None => {
-                        self.report(settings.verbose, "no value to wait for: computing", Some(key));
-                        self.compute_and_store(key, compute, settings).0
+                },
+                Landed::TimedOut => {
+                    self.report(
+                        settings.verbose,
+                        "gave up waiting (wait_for_calc_timeout): computing",
+                        Some(key),
+                    );
+                    return self.compute_and_store(key, compute, settings).0;
+                }
+                Landed::Nothing => {
+                    if let Lookup::Fresh(value, _) = self.peek::<O>(key, settings) {
+                        return O::from_stored(value);
                     }
+                    self.report(
+                        settings.verbose,
+                        "the computation waited for cached nothing: computing in turn",
+                        Some(key),
+                    );
                 }
             }
-            Join::Pilot(pilot) => self.pilot(key, pilot, compute, settings, deadline),
         }
     }
 
     /// The one thread of this process computing `key`: claims it across processes,
     /// computes and stores, then hands the value to the threads waiting here.
     fn pilot<O: Outcome>(
-        &self,
+        self: &Arc<Self>,
         key: &Key,
         pilot: Pilot,
         compute: impl FnOnce() -> O,
@@ -470,7 +511,7 @@ impl Inner {
     /// Runs the body and stores what it returns if that is cacheable; returns the
     /// result and its encoding (for threads waiting on this computation).
     fn compute_and_store<O: Outcome>(
-        &self,
+        self: &Arc<Self>,
         key: &Key,
         compute: impl FnOnce() -> O,
         settings: &Settings,
@@ -492,9 +533,12 @@ impl Inner {
                 return (outcome, None);
             }
         };
-        if let Some(limit) = settings.entry_size_limit.filter(|&limit| bytes.len() > limit) {
+        let limit = settings
+            .entry_size_limit
+            .map_or(MAX_VALUE_LEN, |limit| limit.min(MAX_VALUE_LEN));
+        if bytes.len() > limit {
             let event = format!(
-                "result of {} bytes exceeds entry_size_limit {limit}: not stored",
+                "result of {} bytes exceeds the size limit of {limit} (entry_size_limit): not stored",
                 bytes.len()
             );
             self.report(settings.verbose, &event, Some(key));
@@ -503,7 +547,10 @@ impl Inner {
                 .core
                 .set(key, &Entry::new(SystemTime::now(), Arc::clone(&bytes)))
             {
-                Ok(()) => self.report(settings.verbose, "stored", Some(key)),
+                Ok(()) => {
+                    self.report(settings.verbose, "stored", Some(key));
+                    self.maybe_reclaim(settings.verbose);
+                }
                 Err(e) => self.cache_error("storing the result", &e),
             }
         }
@@ -512,7 +559,7 @@ impl Inner {
 
     /// A `next_time` refresh, run in the background: recomputes `key` unless
     /// another process holds its claim or has refreshed it already.
-    fn refresh<O: Outcome>(&self, key: &Key, job: Job<O>, settings: &Settings, pilot: Pilot) {
+    fn refresh<O: Outcome>(self: &Arc<Self>, key: &Key, job: Job<O>, settings: &Settings, pilot: Pilot) {
         let claim = match self.core.try_claim(key) {
             Ok(Some(claim)) => claim,
             Ok(None) => {
@@ -539,12 +586,8 @@ impl Inner {
         let Some(stale_after) = settings.stale_after.filter(|_| self.options.cleanup_stale) else {
             return;
         };
-        {
-            let mut last = self.last_cleanup.lock().unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|last| last.elapsed() < settings.cleanup_interval) {
-                return;
-            }
-            *last = Some(Instant::now());
+        if !once_per(&self.last_cleanup, settings.cleanup_interval) {
+            return;
         }
         let this = Arc::clone(self);
         let verbose = settings.verbose;
@@ -555,6 +598,25 @@ impl Inner {
                 Err(e) => this.cache_error("deleting stale entries", &e),
             }
         });
+    }
+
+    /// After a store, asks the core in the background to reclaim what dead
+    /// writers left behind, at most once per [`RECLAIM_INTERVAL`].
+    fn maybe_reclaim(self: &Arc<Self>, verbose: bool) {
+        if !once_per(&self.last_reclaim, RECLAIM_INTERVAL) {
+            return;
+        }
+        let this = Arc::clone(self);
+        self.background
+            .spawn(&self.function, move || match this.core.reclaim() {
+                Ok(0) => {}
+                Ok(n) => this.report(
+                    verbose,
+                    &format!("reclaimed {n} files left by dead writers"),
+                    None,
+                ),
+                Err(e) => this.cache_error("reclaiming files left by dead writers", &e),
+            });
     }
 
     fn cache_error(&self, doing: &str, error: &Error) {
@@ -575,6 +637,17 @@ impl Inner {
             tracing::debug!(function = %self.function, key, "cachier: {event}");
         }
     }
+}
+
+/// Whether the time kept in `last` is `interval` ago or more (or unset); if so,
+/// sets it to now.
+fn once_per(last: &Mutex<Option<Instant>>, interval: Duration) -> bool {
+    let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+    if last.is_some_and(|last| last.elapsed() < interval) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
 }
 
 /// Background work of one function, counted so that it can be waited for.
@@ -631,6 +704,14 @@ impl FunctionCacheBuilder {
         self
     }
 
+    /// Versions the keys with the function's code, so that entries computed by
+    /// other code are never read back. `#[cachier]` passes a digest of the
+    /// body's tokens.
+    pub fn code_version(mut self, version: impl Into<String>) -> Self {
+        self.code_version = version.into();
+        self
+    }
+
     /// Stores entries in `backend` instead of the global default.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
@@ -640,6 +721,12 @@ impl FunctionCacheBuilder {
     /// The file core's directory (the function's own directory is made inside it).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Who the file core's directories are shared with, instead of the global default.
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = Some(sharing);
         self
     }
 
@@ -713,9 +800,8 @@ impl FunctionCacheBuilder {
             match self.backend.unwrap_or(global.backend) {
                 Backend::File => {
                     let dir = self.cache_dir.unwrap_or(global.cache_dir);
-                    Box::new(FileCore::new(
-                        dir.join(FileCore::function_dir_name(&self.function)),
-                    ))
+                    let core = FileCore::new(dir.join(FileCore::function_dir_name(&self.function)));
+                    Box::new(core.sharing(self.sharing.unwrap_or(global.sharing)))
                 }
                 Backend::Memory => Box::new(MemoryCore::new()),
                 #[cfg(feature = "mongo")]
@@ -725,10 +811,14 @@ impl FunctionCacheBuilder {
                 )),
             }
         });
-        let key_space = match self.signature.is_empty() {
-            true => KeySpace::new(&self.function),
-            false => KeySpace::new(&format!("{} {}", self.function, self.signature)),
-        };
+        let mut identity = self.function.clone();
+        if !self.signature.is_empty() {
+            identity = format!("{identity} {}", self.signature);
+        }
+        if !self.code_version.is_empty() {
+            identity = format!("{identity} code:{}", self.code_version);
+        }
+        let key_space = KeySpace::new(&identity);
         FunctionCache {
             inner: Arc::new(Inner {
                 key_space,
@@ -739,6 +829,7 @@ impl FunctionCacheBuilder {
                 flights: Flights::default(),
                 background: Arc::default(),
                 last_cleanup: Mutex::new(None),
+                last_reclaim: Mutex::new(None),
             }),
         }
     }

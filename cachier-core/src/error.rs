@@ -37,6 +37,16 @@ pub enum Error {
         /// Which check failed.
         reason: String,
     },
+    /// A cache directory that other users could have written (not owned by
+    /// this user, or writable by others) or that is a symbolic link: its
+    /// entries are not served and nothing is stored in it.
+    #[error("untrusted cache directory {path}: {reason}")]
+    Untrusted {
+        /// The directory.
+        path: PathBuf,
+        /// What makes it untrusted, and how to fix it.
+        reason: String,
+    },
     /// An argument's `Serialize` implementation failed while building the key.
     #[error("cannot build the cache key: {0}")]
     Key(String),
@@ -58,6 +68,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A directory whose entries are not served, and why.
+    pub(crate) fn untrusted(path: impl Into<PathBuf>, reason: String) -> Self {
+        Error::Untrusted {
+            path: path.into(),
+            reason,
         }
     }
 }

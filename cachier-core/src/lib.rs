@@ -21,6 +21,9 @@
 //! assert_eq!(cache.info().recalculations, 1);
 //! ```
 
+#[cfg(not(unix))]
+compile_error!("cachier supports Unix-like systems (Linux, macOS, the BSDs) only for now");
+
 pub mod canonical;
 mod codec;
 mod config;
@@ -40,6 +43,7 @@ mod options;
 mod outcome;
 mod stats;
 
+pub use crate::codec::MAX_VALUE_LEN;
 pub use crate::config::{
     Backend, GlobalParams, caching_enabled, disable_caching, enable_caching, global_params, set_global_params,
 };
@@ -47,7 +51,7 @@ pub use crate::core::{Claim, Core};
 pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};
-pub use crate::file::FileCore;
+pub use crate::file::{FileCore, Sharing};
 pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};
 pub use crate::memory::MemoryCore;
 #[cfg(feature = "mongo")]

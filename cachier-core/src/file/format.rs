@@ -40,11 +40,20 @@ pub fn encode(key: &Key, entry: &Entry) -> Vec<u8> {
     out
 }
 
-/// Decodes an entry file that must belong to `key`; `Err` says which check failed.
-pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, String> {
-    let header = bytes
+/// The size of the entry file of a value of `value_len` bytes.
+#[must_use]
+pub const fn file_len(value_len: usize) -> usize {
+    HEADER_LEN + value_len + CHECKSUM_LEN
+}
+
+/// Checks the header of an entry file that must belong to `key` (magic,
+/// version, key, a value length within [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN))
+/// and returns the value length it declares, so that a reader knows the file's
+/// size before reading more than the header.
+pub fn declared_len(key: &Key, header: &[u8]) -> Result<usize, String> {
+    let header = header
         .get(..HEADER_LEN)
-        .ok_or_else(|| format!("truncated: {} bytes, header needs {HEADER_LEN}", bytes.len()))?;
+        .ok_or_else(|| format!("truncated: {} bytes, header needs {HEADER_LEN}", header.len()))?;
     let (magic, rest) = header.split_at(8);
     if magic != MAGIC {
         return Err("not a cachier entry (bad magic)".into());
@@ -58,12 +67,15 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, String> {
     if stored_key != key.as_bytes() {
         return Err("the entry belongs to another key".into());
     }
-    let (computed_at, len) = rest.split_at(8);
-    let computed_at = u64_le(computed_at);
-    let expected = usize::try_from(u64_le(len))
+    usize::try_from(u64_le(&rest[8..16]))
         .ok()
-        .and_then(|n| n.checked_add(HEADER_LEN + CHECKSUM_LEN))
-        .ok_or("value length overflows")?;
+        .filter(|&len| len <= crate::MAX_VALUE_LEN)
+        .ok_or_else(|| "the declared value length is over the maximum".into())
+}
+
+/// Decodes an entry file that must belong to `key`; `Err` says which check failed.
+pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, String> {
+    let expected = file_len(declared_len(key, bytes)?);
     if bytes.len() != expected {
         return Err(format!("size {} bytes, header says {expected}", bytes.len()));
     }
@@ -71,6 +83,7 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, String> {
     if crc32fast::hash(body) != u32::from_le_bytes([checksum[0], checksum[1], checksum[2], checksum[3]]) {
         return Err("checksum mismatch".into());
     }
+    let computed_at = u64_le(&body[30..38]);
     Ok(Entry::new(
         UNIX_EPOCH + Duration::from_nanos(computed_at),
         &body[HEADER_LEN..],
@@ -136,6 +149,16 @@ mod tests {
             flipped[i / 8] ^= 1 << (i % 8);
             assert!(decode(&key, &flipped).is_err(), "accepted bit {i} flipped");
         }
+    }
+
+    #[test]
+    fn a_declared_length_over_the_maximum_is_rejected_from_the_header_alone() {
+        let (key, entry) = sample();
+        let mut header = encode(&key, &entry)[..HEADER_LEN].to_vec();
+        header[38..46].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(declared_len(&key, &header).is_err());
+        header[38..46].copy_from_slice(&3u64.to_le_bytes());
+        assert_eq!(declared_len(&key, &header), Ok(3));
     }
 
     #[test]

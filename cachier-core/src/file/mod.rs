@@ -1,25 +1,40 @@
 //! The default core: one file per entry under a directory per function.
 //!
 //! `<cache_dir>/<function>/<key>.cachier` holds an entry (see [`format`]);
-//! `<key>.lock` is a 'being calculated' marker (see [`lock`]). A hit reads one
-//! file and a store writes one, whatever the number of entries. Stores write a
-//! temporary file and rename it into place, so a reader or a process killed
-//! mid-write sees the old entry or the new one, never a torn one.
+//! `<key>.lock` is a claim (see `lock`). A hit reads one file and a store
+//! writes one, whatever the number of entries. Stores write a temporary file
+//! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
+//! so a reader or a process killed mid-write sees the old entry or the new
+//! one, never a torn one.
+//!
+//! The directory is untrusted input: it is reached through a checked handle
+//! (see `dir` and [`Sharing`]), every file read is bounded by the size its
+//! header declares, and only files whose names this core writes are ever
+//! removed.
 //!
 //! Entries read recently stay in memory with the identity of their file (see
-//! [`recent`]); a hit on one costs a single `stat` of its path, which still
-//! sees every store (a new file) and clear (no file) of any process.
+//! `recent`); a hit on one costs a single `stat` relative to the directory
+//! handle, which still sees every store (a new file) and clear (no file) of any
+//! process.
 
+mod dir;
 pub mod format;
 mod lock;
 mod recent;
+mod trust;
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustix::fs::Stat;
+use sha1::{Digest, Sha1};
+
+use self::dir::Dir;
+pub use self::trust::Sharing;
 use crate::core::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -28,8 +43,12 @@ use crate::key::Key;
 const ENTRY_EXT: &str = "cachier";
 const LOCK_EXT: &str = "lock";
 const TEMP_EXT: &str = "tmp";
-/// Temporary files older than this were left by a killed writer; `clear` removes them.
-const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+/// Temporary and lock files untouched this long, and held by no process, were
+/// left by a killed writer and are reclaimed.
+const GRACE: Duration = Duration::from_secs(60);
+/// Longest function directory name kept as it is; longer ones are shortened
+/// and end in a digest of the whole.
+const MAX_DIR_NAME: usize = 200;
 
 /// Stores each entry of one function in its own file.
 ///
@@ -43,196 +62,375 @@ const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 /// assert_eq!(core.dpath(), Some(dir.path().join("demo.f")));
 /// ```
 pub struct FileCore {
-    dir: PathBuf,
+    path: PathBuf,
+    sharing: Sharing,
+    /// The open directory, once it exists; reopened if it is removed.
+    dir: RwLock<Option<Arc<Dir>>>,
     recent: recent::Recent,
 }
 
+/// What a file in a function's directory is, by its name; files of other
+/// names are not this core's and are never touched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Entry,
+    Lock,
+    Temp,
+}
+
 impl FileCore {
-    /// A core keeping its files in `dir`, created on the first store.
+    /// A private core (see [`Sharing::Private`]) keeping its files in the
+    /// directory `dir`, created on the first store. The directory's parent is
+    /// the cache root, which must be trusted too.
     #[must_use]
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileCore {
-            dir: dir.into(),
+            path: dir.into(),
+            sharing: Sharing::Private,
+            dir: RwLock::new(None),
             recent: recent::Recent::default(),
         }
     }
 
-    /// The directory name of a function's entries inside a cache directory:
-    /// its path with `::` as `.` and anything unusual as `_`.
+    /// This core shared as `sharing` says.
     ///
     /// ```
-    /// assert_eq!(cachier_core::FileCore::function_dir_name("app::jobs::fetch"), "app.jobs.fetch");
+    /// use cachier_core::{FileCore, Sharing};
+    /// let core = FileCore::new("/srv/team-cache/app.report").sharing(Sharing::Group);
+    /// ```
+    #[must_use]
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
+        self
+    }
+
+    /// The directory name of a function's entries inside a cache directory:
+    /// its path with `::` as `.`, letters, digits, `_` and `-` as they are, and
+    /// any other character as `%XX` per UTF-8 byte. Distinct paths never share
+    /// a name (very long ones end in a SHA-1 of the whole path).
+    ///
+    /// ```
+    /// use cachier_core::FileCore;
+    /// assert_eq!(FileCore::function_dir_name("app::jobs::fetch"), "app.jobs.fetch");
+    /// assert_eq!(FileCore::function_dir_name("app::café"), "app.caf%C3%A9");
+    /// assert_ne!(FileCore::function_dir_name("app::café"), FileCore::function_dir_name("app::cafè"));
     /// ```
     #[must_use]
     pub fn function_dir_name(function: &str) -> String {
-        function
-            .replace("::", ".")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
+        let mut name = String::with_capacity(function.len());
+        let mut rest = function;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("::") {
+                name.push('.');
+                rest = after;
+                continue;
+            }
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                name.push(c);
+            } else {
+                for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                    let _ = write!(name, "%{byte:02X}");
                 }
-            })
-            .collect()
-    }
-
-    fn path(&self, key: &Key, ext: &str) -> PathBuf {
-        let mut name = String::with_capacity(41 + ext.len());
-        name.push_str(key.hex().as_str());
-        name.push('.');
-        name.push_str(ext);
-        self.dir.join(name)
-    }
-
-    /// Runs `op`, creating the directory first if `op` reports it missing.
-    fn with_dir<T>(&self, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
-        match op() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&self.dir)?;
-                op()
             }
-            other => other,
+            rest = &rest[c.len_utf8()..];
+        }
+        // "", "." and ".." are not names of directories of their own.
+        if name.bytes().all(|b| b == b'.') {
+            name.insert(0, '%');
+        }
+        if name.len() > MAX_DIR_NAME {
+            let mut cut = MAX_DIR_NAME - 41;
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            name.truncate(cut);
+            name.push('~');
+            for byte in Sha1::digest(function.as_bytes()) {
+                let _ = write!(name, "{byte:02x}");
+            }
+        }
+        name
+    }
+
+    /// The open directory, if it exists (created first if `create`); reopened
+    /// when the one held was removed since.
+    fn open_dir(&self, create: bool) -> Result<Option<Arc<Dir>>> {
+        let held = |slot: &Option<Arc<Dir>>| slot.as_ref().filter(|dir| !dir.is_removed()).cloned();
+        if let Some(dir) = held(&self.dir.read().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(Some(dir));
+        }
+        let mut slot = self.dir.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = held(&slot) {
+            return Ok(Some(dir));
+        }
+        *slot = Dir::open(&self.path, self.sharing, create)?.map(Arc::new);
+        Ok(slot.clone())
+    }
+
+    /// The open directory, created if missing.
+    fn created_dir(&self) -> Result<Arc<Dir>> {
+        self.open_dir(true)?.ok_or_else(|| {
+            let gone = io::Error::new(io::ErrorKind::NotFound, "removed while being created");
+            Error::io(&self.path, gone)
+        })
+    }
+
+    /// The directory as held, without checking it still exists (for the hit path).
+    fn held_dir(&self) -> Option<Arc<Dir>> {
+        self.dir.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn error(&self, name: &str, error: io::Error) -> Error {
+        let path = self.path.join(name);
+        match error.kind() {
+            io::ErrorKind::InvalidData => Error::Corrupt {
+                what: path.display().to_string(),
+                reason: error.to_string(),
+            },
+            _ => Error::io(path, error),
         }
     }
 
-    /// The files of the directory whose names end in `.{ext}`; none if it does not exist.
-    fn files(&self, ext: &str) -> Result<Vec<PathBuf>> {
-        let listing = match fs::read_dir(&self.dir) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.dir, e)),
+    /// Reads and checks the entry file `name`, allocating no more than the size
+    /// its header declares (and only once the file's size agrees with it).
+    fn read(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
+        let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
+        let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
+            return Ok(None);
         };
-        let mut paths = Vec::new();
-        for item in listing {
-            let path = item.map_err(|e| Error::io(&self.dir, e))?.path();
-            if path.extension().is_some_and(|found| found == ext) {
-                paths.push(path);
-            }
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let mut header = [0; format::HEADER_LEN];
+        if size < header.len() as u64 {
+            return Err(corrupt(format!("truncated: {size} bytes")));
         }
-        Ok(paths)
+        file.read_exact(&mut header).map_err(|e| self.error(name, e))?;
+        let len = format::file_len(format::declared_len(key, &header).map_err(corrupt)?);
+        if size != len as u64 {
+            return Err(corrupt(format!("size {size} bytes, header says {len}")));
+        }
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(&header);
+        file.take((len - header.len()) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.error(name, e))?;
+        let entry = format::decode(key, &bytes).map_err(corrupt)?;
+        self.recent.remember(*key, &stat, &entry);
+        Ok(Some(entry))
     }
 
-    /// Removes each file of `paths` that `doomed` selects; returns how many went.
-    fn remove_where(&self, paths: Vec<PathBuf>, doomed: impl Fn(&Path) -> bool) -> Result<u64> {
+    fn write_atomically(&self, dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
+        static NONCE: AtomicU64 = AtomicU64::new(0);
+        let temp = format!(
+            "{}.{}-{}.{TEMP_EXT}",
+            &name[..40],
+            std::process::id(),
+            NONCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut file = dir.create_new(&temp, self.sharing)?;
+        // Held while the file is written, so that a reclaim never takes it.
+        let written = file
+            .try_lock()
+            .map_err(io::Error::from)
+            .and_then(|()| file.write_all(bytes))
+            .and_then(|()| dir.rename(&temp, name));
+        if written.is_err() {
+            let _ = dir.remove(&temp);
+        }
+        written
+    }
+
+    /// Removes the files of `kinds` that `doomed` selects; returns how many went.
+    fn remove_where(&self, kinds: &[Kind], doomed: impl Fn(&Dir, &str, Kind) -> bool) -> Result<u64> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(0);
+        };
         let mut removed = 0;
-        for path in paths.into_iter().filter(|p| doomed(p)) {
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                // Another process removed or replaced it first: nothing lost.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(path, e)),
+        for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
+            let Some(kind) = kind_of(&name).filter(|kind| kinds.contains(kind)) else {
+                continue;
+            };
+            if doomed(&dir, &name, kind) && dir.remove(&name).map_err(|e| self.error(&name, e))? {
+                removed += 1;
             }
         }
         Ok(removed)
     }
 
-    fn write_atomically(&self, target: &Path, bytes: &[u8]) -> io::Result<()> {
-        static NONCE: AtomicU64 = AtomicU64::new(0);
-        let temp = target.with_extension(format!(
-            "{}-{}.{TEMP_EXT}",
-            std::process::id(),
-            NONCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = self
-            .with_dir(|| fs::File::create_new(&temp))
-            .and_then(|mut file| file.write_all(bytes))
-            .and_then(|()| fs::rename(&temp, target));
-        if written.is_err() {
-            let _ = fs::remove_file(&temp);
+    /// Whether `name` was left by a writer that died: untouched for the grace
+    /// period and held by nobody. A lock file is released on the way.
+    fn abandoned(&self, dir: &Arc<Dir>, name: &str, kind: Kind) -> bool {
+        let old = dir
+            .stat(name)
+            .ok()
+            .flatten()
+            .is_some_and(|stat| modified(&stat).elapsed().is_ok_and(|age| age >= GRACE));
+        old && match kind {
+            // Taking and dropping the claim unlinks the file.
+            Kind::Lock => matches!(lock::try_lock(dir, name, self.sharing), Ok(Some(_))),
+            Kind::Temp => matches!(dir.open_regular(name), Ok(Some((file, _))) if file.try_lock().is_ok()),
+            Kind::Entry => false,
         }
-        written
     }
 }
 
-/// Reads a file, with the metadata of the very file read (not of whatever the
-/// path names a moment later).
-fn read_with_metadata(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
-    let mut file = fs::File::open(path)?;
-    let meta = file.metadata()?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    io::Read::read_to_end(&mut file, &mut bytes)?;
-    Ok((bytes, meta))
+/// The kind of file `name` is, if it is one of this core's names:
+/// `<40 hex>.cachier`, `<40 hex>.lock` or `<40 hex>.<digits>-<digits>.tmp`.
+fn kind_of(name: &str) -> Option<Kind> {
+    let (key, rest) = name.split_at_checked(40)?;
+    let rest = rest.strip_prefix('.')?;
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    match rest {
+        ENTRY_EXT => Some(Kind::Entry),
+        LOCK_EXT => Some(Kind::Lock),
+        _ => {
+            let (writer, ext) = rest.rsplit_once('.')?;
+            let (pid, nonce) = writer.split_once('-')?;
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (ext == TEMP_EXT && digits(pid) && digits(nonce)).then_some(Kind::Temp)
+        }
+    }
+}
+
+fn name_of(key: &Key, ext: &str) -> String {
+    let mut name = String::with_capacity(41 + ext.len());
+    name.push_str(key.hex().as_str());
+    name.push('.');
+    name.push_str(ext);
+    name
+}
+
+// The widths of `stat`'s fields differ between platforms.
+#[allow(clippy::unnecessary_cast)]
+fn modified(stat: &Stat) -> SystemTime {
+    let secs = u64::try_from(stat.st_mtime as i64).unwrap_or(0);
+    UNIX_EPOCH + Duration::new(secs, stat.st_mtime_nsec as u32)
 }
 
 impl Core for FileCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let path = self.path(key, ENTRY_EXT);
-        let missing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-        // A remembered entry is served if the path still names its file; anything
-        // else is read (and its identity taken from the opened file, not a stat).
-        if self.recent.holds(key) {
-            match fs::metadata(&path) {
-                Ok(meta) => {
-                    if let Some(entry) = self.recent.get(key, &meta) {
+        let name = name_of(key, ENTRY_EXT);
+        // A remembered entry is served if the name still names its file.
+        if self.recent.holds(key)
+            && let Some(dir) = self.held_dir()
+        {
+            match dir.stat(&name).map_err(|e| self.error(&name, e))? {
+                Some(stat) => {
+                    if let Some(entry) = self.recent.get(key, &stat) {
                         return Ok(Some(entry));
                     }
                 }
-                Err(e) if missing(&e) => {
-                    self.recent.forget(key);
-                    return Ok(None);
-                }
-                Err(e) => return Err(Error::io(path, e)),
+                None => self.recent.forget(key),
             }
         }
-        let (bytes, meta) = match read_with_metadata(&path) {
-            Ok(read) => read,
-            Err(e) if missing(&e) => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let entry = format::decode(key, &bytes).map_err(|reason| Error::Corrupt {
-            what: path.display().to_string(),
-            reason,
-        })?;
-        self.recent.remember(*key, &meta, &entry);
-        Ok(Some(entry))
+        match self.open_dir(false)? {
+            Some(dir) => self.read(&dir, key, &name),
+            None => Ok(None),
+        }
     }
 
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
         self.recent.forget(key);
-        let path = self.path(key, ENTRY_EXT);
-        self.write_atomically(&path, &format::encode(key, entry))
-            .map_err(|e| Error::io(path, e))
+        let name = name_of(key, ENTRY_EXT);
+        let dir = self.created_dir()?;
+        self.write_atomically(&dir, &name, &format::encode(key, entry))
+            .map_err(|e| self.error(&name, e))
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
-        let path = self.path(key, LOCK_EXT);
-        self.with_dir(|| lock::try_lock(&path))
-            .map_err(|e| Error::io(path, e))
+        let name = name_of(key, LOCK_EXT);
+        lock::try_lock(&self.created_dir()?, &name, self.sharing).map_err(|e| self.error(&name, e))
     }
 
     fn clear(&self) -> Result<()> {
         self.recent.forget_all();
-        self.remove_where(self.files(ENTRY_EXT)?, |_| true)?;
-        let now = SystemTime::now();
-        let orphaned = |path: &Path| {
-            fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > ORPHAN_AGE)
-        };
-        self.remove_where(self.files(TEMP_EXT)?, orphaned)?;
-        Ok(())
+        self.remove_where(&[Kind::Entry], |_, _, _| true)?;
+        self.reclaim().map(drop)
     }
 
     fn clear_markers(&self) -> Result<()> {
-        self.remove_where(self.files(LOCK_EXT)?, |_| true).map(drop)
+        self.remove_where(&[Kind::Lock], |_, _, _| true).map(drop)
     }
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
         self.recent.forget_all();
-        let computed_before_cutoff = |path: &Path| {
+        let computed_before_cutoff = |dir: &Dir, name: &str, _| {
             let mut header = [0; format::HEADER_LEN];
-            fs::File::open(path)
-                .and_then(|mut file| io::Read::read_exact(&mut file, &mut header))
-                .ok()
-                .and_then(|()| format::computed_at(&header))
-                .is_some_and(|computed_at| computed_at < cutoff)
+            matches!(dir.open_regular(name), Ok(Some((file, _))) if (&file).read_exact(&mut header).is_ok())
+                && format::computed_at(&header).is_some_and(|computed_at| computed_at < cutoff)
         };
-        self.remove_where(self.files(ENTRY_EXT)?, computed_before_cutoff)
+        let deleted = self.remove_where(&[Kind::Entry], computed_before_cutoff)?;
+        self.reclaim()?;
+        Ok(deleted)
+    }
+
+    fn reclaim(&self) -> Result<u64> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(0);
+        };
+        let mut reclaimed = 0;
+        for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
+            match kind_of(&name) {
+                // A released lock file is gone already; a temporary one is removed here.
+                Some(Kind::Lock) if self.abandoned(&dir, &name, Kind::Lock) => reclaimed += 1,
+                Some(Kind::Temp) if self.abandoned(&dir, &name, Kind::Temp) => {
+                    reclaimed += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
+                }
+                _ => {}
+            }
+        }
+        Ok(reclaimed)
     }
 
     fn dpath(&self) -> Option<PathBuf> {
-        Some(self.dir.clone())
+        Some(self.path.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_this_core_writes_are_recognised() {
+        let hex = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(kind_of(&format!("{hex}.cachier")), Some(Kind::Entry));
+        assert_eq!(kind_of(&format!("{hex}.lock")), Some(Kind::Lock));
+        assert_eq!(kind_of(&format!("{hex}.123-4.tmp")), Some(Kind::Temp));
+        for foreign in [
+            format!("{hex}.cachier.bak"),
+            format!("{hex}.tmp"),
+            format!("{hex}.12-.tmp"),
+            format!("{}.cachier", hex.to_uppercase()),
+            format!("{}.cachier", &hex[1..]),
+            "notes.txt".into(),
+            "x".into(),
+        ] {
+            assert_eq!(kind_of(&foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn directory_names_are_injective() {
+        let names = [
+            "", ".", "::", "::::", "%", "a", "a.b", "a::b", "a:b", "a%2Eb", "café", "cafè", "caf_", "a b",
+            "a~b",
+        ];
+        let dirs: std::collections::HashSet<String> =
+            names.iter().map(|n| FileCore::function_dir_name(n)).collect();
+        assert_eq!(dirs.len(), names.len(), "{dirs:?}");
+        assert!(dirs.iter().all(|d| !d.is_empty() && d != "." && d != ".."));
+        let long = |c: char| format!("m::{}", c.to_string().repeat(300));
+        let (a, b) = (
+            FileCore::function_dir_name(&long('a')),
+            FileCore::function_dir_name(&long('b')),
+        );
+        assert!(a.len() <= MAX_DIR_NAME && a != b, "{a} {b}");
+        let (x, y) = (format!("{}x", "é".repeat(200)), format!("{}y", "é".repeat(200)));
+        assert_ne!(FileCore::function_dir_name(&x), FileCore::function_dir_name(&y));
     }
 }

@@ -13,8 +13,9 @@
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
 //! entries).
 
-use std::fs::Metadata;
 use std::sync::{Mutex, PoisonError};
+
+use rustix::fs::Stat;
 
 use crate::entry::Entry;
 use crate::key::{Key, KeyMap};
@@ -48,22 +49,16 @@ struct FileId {
 }
 
 impl FileId {
-    #[cfg(unix)]
-    fn of(meta: &Metadata) -> Option<FileId> {
-        use std::os::unix::fs::MetadataExt;
-        Some(FileId {
-            device: meta.dev(),
-            inode: meta.ino(),
-            len: meta.len(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-        })
-    }
-
-    /// Elsewhere the identity is not known well enough: nothing is kept.
-    #[cfg(not(unix))]
-    fn of(_meta: &Metadata) -> Option<FileId> {
-        None
+    // The widths of `stat`'s fields differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(stat: &Stat) -> FileId {
+        FileId {
+            device: stat.st_dev as u64,
+            inode: stat.st_ino as u64,
+            len: stat.st_size as u64,
+            modified: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            changed: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+        }
     }
 }
 
@@ -77,19 +72,20 @@ impl Recent {
         self.lock().by_key.contains_key(key)
     }
 
-    /// The entry kept for `key`, if it came from the file `meta` describes.
-    pub fn get(&self, key: &Key, meta: &Metadata) -> Option<Entry> {
-        let id = FileId::of(meta)?;
+    /// The entry kept for `key`, if it came from the file `stat` describes.
+    pub fn get(&self, key: &Key, stat: &Stat) -> Option<Entry> {
+        let id = FileId::of(stat);
         let kept = self.lock();
         let (kept_id, entry) = kept.by_key.get(key)?;
         (*kept_id == id).then(|| entry.clone())
     }
 
-    /// Keeps `entry`, read from the file `meta` describes.
-    pub fn remember(&self, key: Key, meta: &Metadata, entry: &Entry) {
-        let Some(id) = FileId::of(meta).filter(|_| entry.value.len() <= MAX_VALUE) else {
+    /// Keeps `entry`, read from the file `stat` describes.
+    pub fn remember(&self, key: Key, stat: &Stat, entry: &Entry) {
+        if entry.value.len() > MAX_VALUE {
             return;
-        };
+        }
+        let id = FileId::of(stat);
         let mut kept = self.lock();
         if kept.bytes + cost(entry) > MAX_BYTES {
             *kept = Kept::default();

@@ -1,0 +1,216 @@
+//! A handle on a function's directory, through which every file of the core is
+//! reached.
+//!
+//! The directory is opened once, without following a symbolic link, and
+//! checked (see [`trust`](super::trust)); from then on every entry, lock and
+//! temporary file is opened relative to that handle (`openat`), so nobody can
+//! swap the directory or a component of its path under a running process.
+//! Files are opened with `O_NOFOLLOW` and `O_NONBLOCK` and must be regular
+//! files: a symbolic link, FIFO, socket or device at an entry's name is a
+//! corrupt entry, never followed, read or waited on.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+use super::trust::{self, Sharing};
+use crate::error::{Error, Result};
+
+pub(super) struct Dir {
+    fd: OwnedFd,
+}
+
+const READ: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+
+impl Dir {
+    /// Opens the function directory `path` after checking that it and its
+    /// parent (the cache root) are trusted; creates both if `create`.
+    /// `Ok(None)`: it does not exist and `create` is false.
+    pub fn open(path: &Path, sharing: Sharing, create: bool) -> Result<Option<Dir>> {
+        let (root, name) = match (path.parent(), path.file_name()) {
+            (Some(root), Some(name)) => (
+                if root.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    root
+                },
+                name,
+            ),
+            _ => {
+                return Err(Error::io(
+                    path,
+                    io::Error::new(io::ErrorKind::InvalidInput, "not a directory below a cache root"),
+                ));
+            }
+        };
+        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root_fd = match rustix::fs::open(root, directory, Mode::empty()) {
+            Err(Errno::NOENT) if create => {
+                create_root(root, sharing).map_err(|e| Error::io(root, e))?;
+                rustix::fs::open(root, directory, Mode::empty())
+            }
+            other => other,
+        };
+        let root_fd = match root_fd {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(Error::io(root, e.into())),
+        };
+        let stat = rustix::fs::fstat(&root_fd).map_err(|e| Error::io(root, e.into()))?;
+        trust::check_root(&stat, sharing).map_err(|reason| Error::untrusted(root, reason))?;
+
+        let no_follow = directory | OFlags::NOFOLLOW;
+        let fd = match rustix::fs::openat(&root_fd, name, no_follow, Mode::empty()) {
+            Err(Errno::NOENT) if create => {
+                match rustix::fs::mkdirat(&root_fd, name, Mode::from_raw_mode(sharing.dir_mode())) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(Error::io(path, e.into())),
+                }
+                rustix::fs::openat(&root_fd, name, no_follow, Mode::empty())
+            }
+            other => other,
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Err(Error::untrusted(
+                    path,
+                    "a symbolic link or not a directory: never followed".into(),
+                ));
+            }
+            Err(e) => return Err(Error::io(path, e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
+        trust::check_function_dir(&stat, sharing).map_err(|reason| Error::untrusted(path, reason))?;
+        if let Some(mode) = trust::excess_bits(&stat, sharing)
+            && let Err(e) = rustix::fs::fchmod(&fd, mode)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cachier: cannot restrict a cache directory's permissions");
+        }
+        Ok(Some(Dir { fd }))
+    }
+
+    /// Whether the directory was removed since it was opened (its handle then
+    /// names a directory nobody else sees).
+    pub fn is_removed(&self) -> bool {
+        rustix::fs::fstat(&self.fd).is_ok_and(|stat| stat.st_nlink == 0)
+    }
+
+    /// Opens the regular file `name` for reading; `Ok(None)` if there is none.
+    /// Anything else at that name is an [`io::ErrorKind::InvalidData`] error.
+    pub fn open_regular(&self, name: &str) -> io::Result<Option<(File, Stat)>> {
+        let fd = match rustix::fs::openat(&self.fd, name, READ, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(not_regular("a symbolic link")),
+            Err(Errno::NXIO) => return Err(not_regular("a socket or device")),
+            Err(e) => return Err(e.into()),
+        };
+        let stat = rustix::fs::fstat(&fd)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Ok(Some((File::from(fd), stat))),
+            other => Err(not_regular(&format!("{other:?}"))),
+        }
+    }
+
+    /// The status of `name` itself (a link is not followed); `None` if absent.
+    pub fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(stat)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the file `name`, which must not exist, for writing.
+    pub fn create_new(&self, name: &str, sharing: Sharing) -> io::Result<File> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(sharing.file_mode()))?;
+        widen_for_group(&fd, sharing)?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name` for locking, creating it if missing; never follows a link.
+    pub fn open_lock(&self, name: &str, sharing: Sharing) -> io::Result<File> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(sharing.file_mode())) {
+            Err(Errno::LOOP) => return Err(not_regular("a symbolic link")),
+            other => other?,
+        };
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+            return Err(not_regular("not a regular file"));
+        }
+        widen_for_group(&fd, sharing)?;
+        Ok(File::from(fd))
+    }
+
+    /// Whether `name` still names the file `file` is open on.
+    pub fn names(&self, name: &str, file: &File) -> io::Result<bool> {
+        let held = rustix::fs::fstat(file)?;
+        Ok(self
+            .stat(name)?
+            .is_some_and(|now| now.st_dev == held.st_dev && now.st_ino == held.st_ino))
+    }
+
+    /// Renames `from` to `to`, replacing whatever `to` names (but a directory).
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
+    }
+
+    /// Removes the file `name`; `false` if it was already gone.
+    pub fn remove(&self, name: &str) -> io::Result<bool> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The names in the directory, `.` and `..` aside.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for item in rustix::fs::Dir::read_from(&self.fd)? {
+            let item = item?;
+            let name = item.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                // Names that are not UTF-8 are nobody's cachier files.
+                if let Ok(name) = std::str::from_utf8(name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+}
+
+fn create_root(root: &Path, sharing: Sharing) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(sharing.dir_mode())
+        .create(root)
+}
+
+/// The umask may have removed the group bits a team cache needs.
+fn widen_for_group(fd: &OwnedFd, sharing: Sharing) -> io::Result<()> {
+    if sharing == Sharing::Group {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(sharing.file_mode()))?;
+    }
+    Ok(())
+}
+
+fn not_regular(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}, not a regular file: never followed or read"),
+    )
+}
