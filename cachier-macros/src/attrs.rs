@@ -41,12 +41,14 @@ pub struct Attrs {
     pub entry_size_limit: Option<TokenStream>,
     pub cleanup_stale: Option<Located<bool>>,
     pub cleanup_interval: Option<Located<TokenStream>>,
+    /// Replaces the body digest in the function's identity.
+    pub version: Option<Located<String>>,
     /// The path of the `cachier` crate, for users who renamed it.
     pub krate: Option<Path>,
 }
 
 const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
-                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, crate";
+                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, crate";
 
 impl Attrs {
     pub fn parse(args: TokenStream) -> syn::Result<Attrs> {
@@ -90,6 +92,7 @@ impl Attrs {
                 };
                 fill(&mut self.cleanup_interval, &name, span, interval)
             }
+            "version" => fill(&mut self.version, &name, span, text(&meta)?),
             "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
             _ => Err(syn::Error::new_spanned(
                 meta.path(),
@@ -212,6 +215,26 @@ fn string(expr: &Expr) -> Option<&LitStr> {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
         _ => None,
     }
+}
+
+/// A non-empty string literal.
+fn text(meta: &Meta) -> syn::Result<Located<String>> {
+    let expr = value(meta)?;
+    let lit = string(expr)
+        .filter(|lit| !lit.value().is_empty())
+        .ok_or_else(|| {
+            syn::Error::new_spanned(
+                expr,
+                format!(
+                    "cachier: `{}` expects a non-empty string such as \"2024-06\"",
+                    name_of(meta)
+                ),
+            )
+        })?;
+    Ok(Located {
+        value: lit.value(),
+        span: meta.span(),
+    })
 }
 
 /// `name` alone, or `name = true` / `name = false`.

@@ -15,9 +15,10 @@ use syn::spanned::Spanned;
 use syn::{Attribute, ItemFn, Type};
 
 use crate::attrs::{Attrs, Backend};
+use crate::identity;
 use crate::signature::{Returns, Signature};
 
-pub fn expand(attrs: &Attrs, item: ItemFn) -> syn::Result<TokenStream> {
+pub fn expand(attrs: &Attrs, item: ItemFn, body: TokenStream) -> syn::Result<TokenStream> {
     let sig = Signature::of(&item)?;
     check_against_signature(attrs, &sig)?;
     let krate = attrs.crate_path();
@@ -44,7 +45,11 @@ pub fn expand(attrs: &Attrs, item: ItemFn) -> syn::Result<TokenStream> {
         Returns::Result => (quote!(#krate::OkOnly), quote!(#krate::OkOnly<_, _>)),
         Returns::Option => (quote!(#krate::SomeOnly), quote!(#krate::SomeOnly<_>)),
     };
-    let builder = builder(attrs, &sig, &krate, &name.to_string());
+    let code_version = match &attrs.version {
+        Some(version) => format!("version {}", version.value),
+        None => format!("body {}", identity::body_digest(body)),
+    };
+    let builder = builder(attrs, &sig, &krate, &name.to_string(), &code_version);
     let key = key_expression(attrs, &sig, &krate);
     let call = if attrs.next_time.as_ref().is_some_and(|n| n.value) {
         refreshable_call(&sig, &krate, &wrapper, &wrapper_type)
@@ -182,7 +187,13 @@ fn check_against_signature(attrs: &Attrs, sig: &Signature) -> syn::Result<()> {
 }
 
 /// `FunctionCache::builder(..)...build()` for this function's options.
-fn builder(attrs: &Attrs, sig: &Signature, krate: &TokenStream, name: &str) -> TokenStream {
+fn builder(
+    attrs: &Attrs,
+    sig: &Signature,
+    krate: &TokenStream,
+    name: &str,
+    code_version: &str,
+) -> TokenStream {
     let mut calls = Vec::new();
     if let Some(backend) = &attrs.backend {
         calls.push(match backend.value {
@@ -234,6 +245,7 @@ fn builder(attrs: &Attrs, sig: &Signature, krate: &TokenStream, name: &str) -> T
     quote! {
         #krate::FunctionCache::builder(::core::concat!(::core::module_path!(), "::", #name))
             .signature(#fingerprint)
+            .code_version(#code_version)
             #(#calls)*
             .build()
     }
