@@ -7,12 +7,53 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ROLE: &str = "CACHIER_TEST_ROLE";
 const RUN: &str = "CACHIER_TEST_RUN";
 /// A safety net against a broken build hanging the suite, never a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs `f` with a tracing subscriber that records every event; returns the log.
+pub fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+}
+
+/// Runs `f` on another thread and returns its result, or panics if it has not
+/// returned within [`PATIENCE`] (a call that would hang forever fails the test
+/// instead of hanging the suite; never a timing assertion).
+/// The thread reports to the caller's tracing subscriber.
+pub fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = mpsc::channel();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    std::thread::spawn(move || {
+        let _ = send.send(tracing::dispatcher::with_default(&dispatch, f));
+    });
+    match receive.recv_timeout(PATIENCE) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the call never returned"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the call panicked"),
+    }
+}
 
 /// What this process was started to do (empty in the test process itself).
 pub fn role() -> String {

@@ -147,7 +147,7 @@ impl Dir {
             other => other?,
         };
         if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
-            return Err(not_regular("not a regular file"));
+            return Err(not_regular("a special file"));
         }
         widen_for_group(&fd, sharing)?;
         Ok(File::from(fd))

@@ -1,0 +1,91 @@
+//! Separate programs sharing the default cache directory, built for real with
+//! cargo: two crates both named `app` whose `fn price` differ never share
+//! entries, while the same code (a copy of a project in another directory)
+//! does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the programs and their shared build live.
+fn scratch() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("programs")
+}
+
+/// Writes a crate named `app` at `dir` whose `main` prints `price(7)` and the
+/// number of hits, with `body` as the body of `fn price(item: u64) -> u64`,
+/// and builds it; returns the program.
+///
+/// The programs share one target directory, where cargo tells crates of one
+/// name apart by their sources' times only: each is written just before it is
+/// built, and its binary copied out at once.
+fn build_app(dir: &Path, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let facade = env!("CARGO_MANIFEST_DIR");
+    let package = env!("CARGO_PKG_NAME");
+    let manifest = format!(
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [dependencies]\n{package} = {{ path = {facade:?} }}\n\n[workspace]\n"
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    let main = format!(
+        "use cachier::cachier;\n\n#[cachier]\nfn price(item: u64) -> u64 {body}\n\n\
+         fn main() {{\n    let value = price(7);\n    println!(\"{{value}} hits={{}}\", price.cache_info().hits);\n}}\n"
+    );
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    // The facade's own lock file pins the versions, so the build needs no registry.
+    std::fs::copy(Path::new(facade).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "--offline"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", scratch().join("target"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cannot build {}", dir.display());
+    let program = dir.join("app");
+    std::fs::copy(scratch().join("target/debug/app"), &program).unwrap();
+    program
+}
+
+/// Runs `program` with `cache_dir` as `CACHIER_DIR`; returns what it printed.
+fn run(program: &Path, cache_dir: &Path) -> String {
+    let output = Command::new(program)
+        .env("CACHIER_DIR", cache_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn two_crates_named_app_share_entries_only_when_their_code_is_the_same() {
+    let cache = scratch().join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let one = build_app(&scratch().join("one"), "{ item * 2 }");
+    let two = build_app(&scratch().join("two"), "{ item * 3 }");
+    let moved = build_app(
+        &scratch().join("elsewhere/one"),
+        "{\n    // the same code, reformatted, in another directory\n    item *  2\n}",
+    );
+
+    assert_eq!(run(&one, &cache), "14 hits=0");
+    assert_eq!(
+        run(&two, &cache),
+        "21 hits=0",
+        "the second program was served the first one's result"
+    );
+    assert_eq!(
+        run(&one, &cache),
+        "14 hits=1",
+        "a program's own entries are served again"
+    );
+    assert_eq!(
+        run(&moved, &cache),
+        "14 hits=1",
+        "the same code in another directory shares its entries"
+    );
+}
