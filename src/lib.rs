@@ -17,6 +17,9 @@
 //!
 //! See the README for every option and control.
 
+// docs.rs shows which feature enables each gated item.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use cachier_core::*;
 pub use cachier_macros::cachier;
 

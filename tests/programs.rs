@@ -1,7 +1,8 @@
 //! Separate programs sharing the default cache directory, built for real with
 //! cargo: two crates both named `app` whose `fn price` differ never share
 //! entries, while the same code (a copy of a project in another directory)
-//! does.
+//! does. The programs depend on this package as users do, by its registry
+//! name or renamed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,15 @@ fn scratch() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("programs")
 }
 
+/// How a program names this package in its `Cargo.toml`.
+#[derive(Clone, Copy)]
+enum Dependency {
+    /// `cachier-rs = { path = .. }`, used as `cachier`.
+    AsPublished,
+    /// `cache = { package = "cachier-rs", path = .. }`, used as `cache`.
+    Renamed,
+}
+
 /// Writes a crate named `app` at `dir` whose `main` prints `price(7)` and the
 /// number of hits, with `body` as the body of `fn price(item: u64) -> u64`,
 /// and builds it; returns the program.
@@ -18,17 +28,24 @@ fn scratch() -> PathBuf {
 /// The programs share one target directory, where cargo tells crates of one
 /// name apart by their sources' times only: each is written just before it is
 /// built, and its binary copied out at once.
-fn build_app(dir: &Path, body: &str) -> PathBuf {
+fn build_app(dir: &Path, dependency: Dependency, body: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let facade = env!("CARGO_MANIFEST_DIR");
     let package = env!("CARGO_PKG_NAME");
+    let (line, library) = match dependency {
+        Dependency::AsPublished => (format!("{package} = {{ path = {facade:?} }}"), "cachier"),
+        Dependency::Renamed => (
+            format!("cache = {{ package = {package:?}, path = {facade:?} }}"),
+            "cache",
+        ),
+    };
     let manifest = format!(
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-         [dependencies]\n{package} = {{ path = {facade:?} }}\n\n[workspace]\n"
+         [dependencies]\n{line}\n\n[workspace]\n"
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     let main = format!(
-        "use cachier::cachier;\n\n#[cachier]\nfn price(item: u64) -> u64 {body}\n\n\
+        "use {library}::cachier;\n\n#[cachier]\nfn price(item: u64) -> u64 {body}\n\n\
          fn main() {{\n    let value = price(7);\n    println!(\"{{value}} hits={{}}\", price.cache_info().hits);\n}}\n"
     );
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
@@ -65,10 +82,11 @@ fn run(program: &Path, cache_dir: &Path) -> String {
 fn two_crates_named_app_share_entries_only_when_their_code_is_the_same() {
     let cache = scratch().join("cache");
     let _ = std::fs::remove_dir_all(&cache);
-    let one = build_app(&scratch().join("one"), "{ item * 2 }");
-    let two = build_app(&scratch().join("two"), "{ item * 3 }");
+    let one = build_app(&scratch().join("one"), Dependency::AsPublished, "{ item * 2 }");
+    let two = build_app(&scratch().join("two"), Dependency::AsPublished, "{ item * 3 }");
     let moved = build_app(
         &scratch().join("elsewhere/one"),
+        Dependency::Renamed,
         "{\n    // the same code, reformatted, in another directory\n    item *  2\n}",
     );
 
@@ -86,6 +104,6 @@ fn two_crates_named_app_share_entries_only_when_their_code_is_the_same() {
     assert_eq!(
         run(&moved, &cache),
         "14 hits=1",
-        "the same code in another directory shares its entries"
+        "the same code in another directory (with a renamed dependency) shares its entries"
     );
 }

@@ -43,7 +43,7 @@ pub struct GlobalParams {
     /// The file core's directory. Default: `$CACHIER_DIR`, else `~/.cachier`.
     pub cache_dir: PathBuf,
     /// Who the file core's directories are shared with. Default: `$CACHIER_SHARING`
-    /// (`group` for [`Sharing::Group`]), else [`Sharing::Private`].
+    /// (`group` for [`Sharing::Group`](crate::Sharing::Group)), else [`Sharing::Private`](crate::Sharing::Private).
     pub sharing: crate::Sharing,
     /// Entries older than this are stale. Default: never.
     pub stale_after: Option<Duration>,

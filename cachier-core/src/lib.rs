@@ -1,4 +1,4 @@
-//! The runtime of [cachier](https://crates.io/crates/cachier): persistent,
+//! The runtime of [cachier](https://docs.rs/cachier-rs): persistent,
 //! stale-aware, cross-process memoization.
 //!
 //! Most users want the `cachier` crate and its `#[cachier]` attribute, which
@@ -20,6 +20,9 @@
 //! assert_eq!((double(4), double(4)), (8, 8));
 //! assert_eq!(cache.info().recalculations, 1);
 //! ```
+
+// docs.rs shows which feature enables each gated item.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(unix))]
 compile_error!("cachier supports Unix-like systems (Linux, macOS, the BSDs) only for now");

@@ -141,21 +141,27 @@ impl Attrs {
     }
 
     /// The path of the runtime crate: `crate = ...` if given, else however the
-    /// user's `Cargo.toml` names `cachier`.
+    /// user's `Cargo.toml` names the `cachier-rs` package.
     pub fn crate_path(&self) -> TokenStream {
         if let Some(path) = &self.krate {
             return path.to_token_stream();
         }
-        match proc_macro_crate::crate_name("cachier") {
-            Ok(proc_macro_crate::FoundCrate::Name(name)) => {
+        match proc_macro_crate::crate_name(PACKAGE) {
+            // A renamed dependency (`cache = { package = "cachier-rs", .. }`) is
+            // known by its key. An unrenamed one comes back as the package name
+            // sanitized, but is known by its library name, `cachier`; so is the
+            // facade inside its own tests, examples and doctests (`Itself`).
+            Ok(proc_macro_crate::FoundCrate::Name(name)) if name != PACKAGE.replace('-', "_") => {
                 let ident = syn::Ident::new(&name, Span::call_site());
                 quote!(::#ident)
             }
-            // `Itself` is the facade's own tests, examples and doctests, which see it as `cachier`.
-            Ok(proc_macro_crate::FoundCrate::Itself) | Err(_) => quote!(::cachier),
+            _ => quote!(::cachier),
         }
     }
 }
+
+/// The facade's package name on the registry; its library is `cachier`.
+const PACKAGE: &str = "cachier-rs";
 
 /// Collects several errors so that one compile reports them all.
 #[derive(Default)]

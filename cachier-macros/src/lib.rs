@@ -1,7 +1,7 @@
 //! The `#[cachier]` attribute. Use it through the `cachier` crate, which documents it.
 //!
-//! The macro is thin: [`attrs`] parses and validates the options, [`signature`]
-//! checks the function, [`identity`] digests its body, [`expand`] emits a shim
+//! The macro is thin: `attrs` parses and validates the options, `signature`
+//! checks the function, `identity` digests its body, `expand` emits a shim
 //! that hands each call to `cachier::FunctionCache`, where all caching logic
 //! lives.
 

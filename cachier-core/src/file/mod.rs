@@ -1,6 +1,6 @@
 //! The default core: one file per entry under a directory per function.
 //!
-//! `<cache_dir>/<function>/<key>.cachier` holds an entry (see [`format`]);
+//! `<cache_dir>/<function>/<key>.cachier` holds an entry (see [`mod@format`]);
 //! `<key>.lock` is a claim (see `lock`). A hit reads one file and a store
 //! writes one, whatever the number of entries. Stores write a temporary file
 //! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
