@@ -2,6 +2,8 @@
 //! environment overrides. They are process state, so the tests that change them
 //! take turns, and the environment is tried in child processes.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -94,17 +96,11 @@ fn global_params_are_the_defaults_of_functions_that_set_nothing() {
 
 /// Runs `probe` in a child process with `env` set; returns what it printed.
 fn in_child(env: &[(&str, &str)]) -> String {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "probe", "--ignored", "--nocapture", "--test-threads=1"])
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    support::stdout_of(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "probe", "--ignored", "--nocapture", "--test-threads=1"])
+            .envs(env.iter().copied()),
+    )
 }
 
 static PROBE_RUNS: AtomicU64 = AtomicU64::new(0);

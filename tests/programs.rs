@@ -4,6 +4,8 @@
 //! does. The programs depend on this package as users do, by its registry
 //! name or renamed.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,16 +68,8 @@ fn build_app(dir: &Path, dependency: Dependency, body: &str) -> PathBuf {
 
 /// Runs `program` with `cache_dir` as `CACHIER_DIR`; returns what it printed.
 fn run(program: &Path, cache_dir: &Path) -> String {
-    let output = Command::new(program)
-        .env("CACHIER_DIR", cache_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    let printed = support::stdout_of(Command::new(program).env("CACHIER_DIR", cache_dir));
+    printed.trim().to_owned()
 }
 
 #[test]

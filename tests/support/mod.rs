@@ -55,6 +55,17 @@ pub fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     }
 }
 
+/// Runs `command` to its end, checks that it succeeded, and returns its stdout.
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// What this process was started to do (empty in the test process itself).
 pub fn role() -> String {
     std::env::var(ROLE).unwrap_or_default()
