@@ -105,18 +105,18 @@ fn a_process_killed_mid_write_leaves_a_whole_entry() {
 }
 
 #[test]
-fn a_killed_process_leaves_no_marker_behind() {
+fn a_killed_process_leaves_no_claim_behind() {
     held.clear_cache().unwrap();
     let key = held.cache().key(&()).unwrap();
     let peer = Peer::start("hold", "");
     peer.expect("computing");
     assert!(
         held.cache().core().try_claim(&key).unwrap().is_none(),
-        "the child should hold the marker"
+        "the child should hold the claim"
     );
     peer.kill();
     let claim = held.cache().core().try_claim(&key).unwrap();
-    assert!(claim.is_some(), "the dead process's marker survived");
+    assert!(claim.is_some(), "the dead process's claim survived");
     drop(claim);
     assert_eq!(held(), 7);
     assert_eq!(held.cache_info().recalculations, 1);

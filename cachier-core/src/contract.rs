@@ -31,7 +31,7 @@ macro_rules! core_contract {
     ($factory:expr) => {
         $crate::core_contract!(@each $factory;
             missing_keys_read_as_none, stored_entries_read_back, stores_replace, keys_are_independent,
-            claims_are_exclusive_until_dropped, clear_removes_every_entry, clear_markers_frees_claims,
+            claims_are_exclusive_until_dropped, clear_removes_every_entry, clear_claims_frees_keys,
             delete_stale_removes_only_older_entries, a_second_call_is_a_hit, arguments_are_told_apart,
             errors_are_returned_not_cached, none_is_cached_only_with_allow_none,
             a_panicking_body_caches_nothing_and_blocks_nobody, concurrent_cold_callers_compute_once,
@@ -149,17 +149,17 @@ pub fn clear_removes_every_entry(factory: Factory<'_>) {
     assert!((0..3).all(|n| core.get(&key(n)).unwrap().is_none()));
 }
 
-/// `clear_markers` frees keys whose claims are still held.
-pub fn clear_markers_frees_claims(factory: Factory<'_>) {
+/// `clear_claims` frees keys whose claims are still held.
+pub fn clear_claims_frees_keys(factory: Factory<'_>) {
     let core = factory();
     let _stuck = core
         .try_claim(&key(1))
         .unwrap()
         .expect("a free key can be claimed");
-    core.clear_markers().unwrap();
+    core.clear_claims().unwrap();
     assert!(
         core.try_claim(&key(1)).unwrap().is_some(),
-        "the marker survived clear_markers"
+        "the claim survived clear_claims"
     );
 }
 
@@ -266,7 +266,7 @@ pub fn a_panicking_body_caches_nothing_and_blocks_nobody(factory: Factory<'_>) {
             .try_claim(&cache.key(&1u8).unwrap())
             .unwrap()
             .is_some(),
-        "the panic left a marker"
+        "the panic left a claim"
     );
     let body = Counter::default();
     assert_eq!(call(&cache, 1, &body), 1);

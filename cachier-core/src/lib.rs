@@ -32,16 +32,11 @@ mod codec;
 mod config;
 #[cfg(feature = "contract")]
 pub mod contract;
-mod core;
+mod cores;
 mod engine;
 mod entry;
 mod error;
-pub mod file;
-mod flight;
 mod key;
-mod memory;
-#[cfg(feature = "mongo")]
-mod mongo;
 mod options;
 mod outcome;
 mod stats;
@@ -50,15 +45,16 @@ pub use crate::codec::MAX_VALUE_LEN;
 pub use crate::config::{
     Backend, GlobalParams, caching_enabled, disable_caching, enable_caching, global_params, set_global_params,
 };
-pub use crate::core::{Claim, Core};
+pub use crate::cores::file;
+pub use crate::cores::file::{FileCore, Sharing};
+pub use crate::cores::memory::MemoryCore;
+#[cfg(feature = "mongo")]
+pub use crate::cores::mongo::{MongoCore, MongoParams};
+pub use crate::cores::{Claim, Core};
 pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};
-pub use crate::file::{FileCore, Sharing};
 pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};
-pub use crate::memory::MemoryCore;
-#[cfg(feature = "mongo")]
-pub use crate::mongo::{MongoCore, MongoParams};
 pub use crate::options::CallOptions;
 pub use crate::outcome::{OkOnly, Outcome, Plain, SomeOnly};
 pub use crate::stats::CacheInfo;

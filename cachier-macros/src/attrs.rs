@@ -7,6 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned as _;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
 
+use crate::check::Errors;
 use crate::units;
 
 /// The built-in backends a function can name.
@@ -51,15 +52,18 @@ const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_ti
                        allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, crate";
 
 impl Attrs {
-    pub fn parse(args: TokenStream) -> syn::Result<Attrs> {
-        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+    /// Parses every option it can, recording an error for each one it cannot.
+    pub fn parse(args: TokenStream, errors: &mut Errors) -> Attrs {
         let mut attrs = Attrs::default();
-        let mut errors = Errors::default();
-        for meta in metas {
-            errors.record(attrs.set(meta));
+        match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+            Ok(metas) => {
+                for meta in metas {
+                    errors.record(attrs.set(meta));
+                }
+            }
+            Err(error) => errors.push(error),
         }
-        errors.record(attrs.check_combinations());
-        errors.finish().map(|()| attrs)
+        attrs
     }
 
     fn set(&mut self, meta: Meta) -> syn::Result<()> {
@@ -101,45 +105,6 @@ impl Attrs {
         }
     }
 
-    /// Options that make no sense together.
-    fn check_combinations(&self) -> syn::Result<()> {
-        let mut errors = Errors::default();
-        let mut conflict =
-            |span: Span, message: &str| errors.push(syn::Error::new(span, format!("cachier: {message}")));
-        let backend = self.backend.as_ref().map(|b| b.value);
-        if let (Some(core), Some(_)) = (&self.core, backend) {
-            conflict(core.span, "give either `core` or `backend`, not both");
-        }
-        if let Some(dir) = &self.cache_dir {
-            if self.core.is_some() {
-                conflict(
-                    dir.span,
-                    "`cache_dir` is for the file backend; a custom `core` keeps its own storage",
-                );
-            }
-            if backend.is_some_and(|b| b != Backend::File) {
-                conflict(dir.span, "`cache_dir` only applies to `backend = \"file\"`");
-            }
-        }
-        if let Some(getter) = &self.mongetter {
-            if self.core.is_some() {
-                conflict(getter.span, "give either `core` or `mongetter`, not both");
-            }
-            if backend.is_some_and(|b| b != Backend::Mongo) {
-                conflict(getter.span, "`mongetter` only applies to `backend = \"mongo\"`");
-            }
-        }
-        if let Some(interval) = &self.cleanup_interval
-            && !self.cleanup_stale.as_ref().is_some_and(|c| c.value)
-        {
-            conflict(
-                interval.span,
-                "`cleanup_interval` has no effect without `cleanup_stale = true`",
-            );
-        }
-        errors.finish()
-    }
-
     /// The path of the runtime crate: `crate = ...` if given, else however the
     /// user's `Cargo.toml` names the `cachier-rs` package.
     pub fn crate_path(&self) -> TokenStream {
@@ -162,29 +127,6 @@ impl Attrs {
 
 /// The facade's package name on the registry; its library is `cachier`.
 const PACKAGE: &str = "cachier-rs";
-
-/// Collects several errors so that one compile reports them all.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(first) => first.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn record(&mut self, result: syn::Result<()>) {
-        if let Err(error) = result {
-            self.push(error);
-        }
-    }
-
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
 
 fn fill<T>(slot: &mut Option<T>, name: &str, span: Span, value: T) -> syn::Result<()> {
     if slot.is_some() {

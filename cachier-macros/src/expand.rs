@@ -18,9 +18,8 @@ use crate::attrs::{Attrs, Backend};
 use crate::identity;
 use crate::signature::{Returns, Signature};
 
-pub fn expand(attrs: &Attrs, item: ItemFn, body: TokenStream) -> syn::Result<TokenStream> {
-    let sig = Signature::of(&item)?;
-    check_against_signature(attrs, &sig)?;
+/// The code replacing `item`, whose options and signature passed every check.
+pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -> TokenStream {
     let krate = attrs.crate_path();
 
     let name = &item.sig.ident;
@@ -49,17 +48,17 @@ pub fn expand(attrs: &Attrs, item: ItemFn, body: TokenStream) -> syn::Result<Tok
         Some(version) => format!("version {}", version.value),
         None => format!("body {}", identity::body_digest(body)),
     };
-    let builder = builder(attrs, &sig, &krate, &name.to_string(), &code_version);
-    let key = key_expression(attrs, &sig, &krate);
+    let builder = builder(attrs, sig, &krate, &name.to_string(), &code_version);
+    let key = key_expression(attrs, sig, &krate);
     let call = if attrs.next_time.as_ref().is_some_and(|n| n.value) {
-        refreshable_call(&sig, &krate, &wrapper, &wrapper_type)
+        refreshable_call(sig, &krate, &wrapper, &wrapper_type)
     } else {
         quote! {
             Self::__cachier_cache().call(__cachier_options, __cachier_key, move || #wrapper(Self::__cachier_body(#(#names),*))).0
         }
     };
 
-    Ok(quote! {
+    quote! {
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
@@ -117,7 +116,7 @@ pub fn expand(attrs: &Attrs, item: ItemFn, body: TokenStream) -> syn::Result<Tok
                 Self::__cachier_cache().clear()
             }
 
-            /// Drops every 'being calculated' marker of this function.
+            /// Drops every claim ('being calculated') on this function's keys.
             pub fn clear_being_calculated(&self) -> #krate::Result<()> {
                 Self::__cachier_cache().clear_being_calculated()
             }
@@ -154,36 +153,7 @@ pub fn expand(attrs: &Attrs, item: ItemFn, body: TokenStream) -> syn::Result<Tok
                 &__CACHIER_FN
             }
         }
-    })
-}
-
-/// Checks of options that depend on the function's signature.
-fn check_against_signature(attrs: &Attrs, sig: &Signature) -> syn::Result<()> {
-    if let Some(allow_none) = &attrs.allow_none
-        && sig.returns != Returns::Option
-    {
-        return Err(syn::Error::new(
-            allow_none.span,
-            "cachier: `allow_none` only applies to functions returning `Option`",
-        ));
     }
-    if let Some(next_time) = attrs.next_time.as_ref().filter(|n| n.value)
-        && let Some(arg) = sig
-            .args
-            .iter()
-            .find(|a| matches!(&a.ty, Type::Reference(r) if r.mutability.is_some()))
-    {
-        let mut error = syn::Error::new(
-            next_time.span,
-            "cachier: `next_time` refreshes in the background, which needs owned copies of the arguments",
-        );
-        error.combine(syn::Error::new_spanned(
-            &arg.ty,
-            "cachier: a `&mut` argument cannot be copied for `next_time`",
-        ));
-        return Err(error);
-    }
-    Ok(())
 }
 
 /// `FunctionCache::builder(..)...build()` for this function's options.

@@ -1,11 +1,13 @@
 //! The `#[cachier]` attribute. Use it through the `cachier` crate, which documents it.
 //!
-//! The macro is thin: `attrs` parses and validates the options, `signature`
-//! checks the function, `identity` digests its body, `expand` emits a shim
-//! that hands each call to `cachier::FunctionCache`, where all caching logic
-//! lives.
+//! The macro is thin: `attrs` parses the options, `signature` describes the
+//! function, `check` holds the checks that span both and the one error
+//! accumulator (every mistake of a use is reported by one compile), `identity`
+//! digests the body, and `expand` emits a shim that hands each call to
+//! `cachier::FunctionCache`, where all caching logic lives.
 
 mod attrs;
+mod check;
 mod expand;
 mod identity;
 mod signature;
@@ -16,13 +18,7 @@ use proc_macro::TokenStream;
 /// Gives a function a persistent, stale-aware cache. See the `cachier` crate.
 #[proc_macro_attribute]
 pub fn cachier(args: TokenStream, item: TokenStream) -> TokenStream {
-    let expanded = attrs::Attrs::parse(args.into()).and_then(|attrs| {
-        let tokens = proc_macro2::TokenStream::from(item.clone());
-        // A function's last token is its body, as written (not as syn prints it back).
-        let body = tokens.clone().into_iter().last().into_iter().collect();
-        expand::expand(&attrs, syn::parse2::<syn::ItemFn>(tokens)?, body)
-    });
-    match expanded {
+    match expanded(args.into(), item.clone().into()) {
         Ok(tokens) => tokens.into(),
         // Keep the function itself, so one bad option does not cascade into
         // "cannot find function" errors at every call site.
@@ -32,4 +28,23 @@ pub fn cachier(args: TokenStream, item: TokenStream) -> TokenStream {
             tokens
         }
     }
+}
+
+fn expanded(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let mut errors = check::Errors::default();
+    let attrs = attrs::Attrs::parse(args, &mut errors);
+    check::options(&attrs, &mut errors);
+    // A function's last token is its body, as written (not as syn prints it back).
+    let body = item.clone().into_iter().last().into_iter().collect();
+    let function = syn::parse2::<syn::ItemFn>(item)
+        .and_then(|function| Ok((signature::Signature::of(&function)?, function)));
+    let function = errors.record(function);
+    if let Some((sig, _)) = &function {
+        check::against_signature(&attrs, sig, &mut errors);
+    }
+    let (sig, function) = errors.finish_with(function)?;
+    Ok(expand::expand(&attrs, function, &sig, body))
 }

@@ -6,6 +6,8 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath, WherePredicate};
 
+use crate::check::Errors;
+
 /// One argument, `name: Type` (a `mut` stays on the body's own signature).
 pub struct Arg {
     pub name: Ident,
@@ -36,75 +38,75 @@ pub struct Signature {
 }
 
 impl Signature {
+    /// Describes `item`, or reports everything about its signature that
+    /// `#[cachier]` cannot wrap, all at once.
     pub fn of(item: &ItemFn) -> syn::Result<Signature> {
         let sig = &item.sig;
-        let unsupported = |tokens: &dyn ToTokens, what: &str| {
-            Err(syn::Error::new_spanned(
+        let mut errors = Errors::default();
+        let mut unsupported = |tokens: &dyn ToTokens, what: &str| {
+            errors.push(syn::Error::new_spanned(
                 tokens,
                 format!("cachier: {what} cannot be cached"),
-            ))
+            ));
         };
         if let Some(token) = &sig.asyncness {
-            return unsupported(
+            unsupported(
                 token,
                 "`async fn`s are not supported yet: cache a sync function they call;",
             );
         }
         if let Some(token) = &sig.constness {
-            return unsupported(token, "a `const fn`");
+            unsupported(token, "a `const fn`");
         }
         if let Some(token) = &sig.unsafety {
-            return unsupported(token, "an `unsafe fn`");
+            unsupported(token, "an `unsafe fn`");
         }
         if let Some(abi) = &sig.abi {
-            return unsupported(abi, "a function with an explicit ABI");
+            unsupported(abi, "a function with an explicit ABI");
         }
         if let Some(variadic) = &sig.variadic {
-            return unsupported(variadic, "a variadic function");
+            unsupported(variadic, "a variadic function");
         }
-        let mut lifetimes = Vec::new();
-        for param in &sig.generics.params {
-            match param {
-                GenericParam::Lifetime(def) if def.bounds.is_empty() => lifetimes.push(def.lifetime.clone()),
-                GenericParam::Lifetime(def) => return Err(lifetime_bound(def)),
-                GenericParam::Type(_) | GenericParam::Const(_) => {
-                    return Err(syn::Error::new_spanned(
-                        param,
-                        "cachier: generic type and const parameters are not supported: \
-                         cache a wrapper with concrete types",
-                    ));
-                }
-            }
-        }
-        if let Some(predicate) = sig
-            .generics
-            .where_clause
-            .iter()
-            .flat_map(|w| &w.predicates)
-            .find(|p| matches!(p, WherePredicate::Lifetime(_)))
-        {
-            return Err(lifetime_bound(predicate));
-        }
-        let args = sig.inputs.iter().map(arg).collect::<syn::Result<Vec<_>>>()?;
         let output = match &sig.output {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
         if let Type::ImplTrait(_) = output {
-            return unsupported(&output, "a function returning `impl Trait`");
+            unsupported(&output, "a function returning `impl Trait`");
         }
+        let mut lifetimes = Vec::new();
+        for param in &sig.generics.params {
+            match param {
+                GenericParam::Lifetime(def) if def.bounds.is_empty() => lifetimes.push(def.lifetime.clone()),
+                GenericParam::Lifetime(def) => errors.push(lifetime_bound(def)),
+                GenericParam::Type(_) | GenericParam::Const(_) => errors.push(syn::Error::new_spanned(
+                    param,
+                    "cachier: generic type and const parameters are not supported: \
+                     cache a wrapper with concrete types",
+                )),
+            }
+        }
+        let predicates = sig.generics.where_clause.iter().flat_map(|w| &w.predicates);
+        for predicate in predicates.filter(|p| matches!(p, WherePredicate::Lifetime(_))) {
+            errors.push(lifetime_bound(predicate));
+        }
+        let args: Vec<Arg> = sig
+            .inputs
+            .iter()
+            .filter_map(|input| errors.record(arg(input)))
+            .collect();
         let arg_types = args.iter().map(|a| &a.ty);
         let fingerprint = quote!(fn(#(#arg_types),*) -> #output)
             .to_string()
             .split_whitespace()
             .collect();
-        Ok(Signature {
+        errors.finish_with(Some(Signature {
             returns: returns(&output),
             output,
             args,
             lifetimes,
             fingerprint,
-        })
+        }))
     }
 }
 

@@ -1,8 +1,17 @@
-//! The `Core` trait: what a storage backend must provide.
+//! The stores: the [`Core`] trait every backend implements, the [`Claim`] a
+//! computing caller holds, and the built-in backends (memory, file, MongoDB).
+
+pub mod file;
+pub mod memory;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use self::file::{FileCore, Sharing};
+use self::memory::MemoryCore;
+use crate::config::{self, Backend};
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::key::Key;
@@ -40,8 +49,8 @@ pub trait Core: Send + Sync + 'static {
     fn set(&self, key: &Key, entry: &Entry) -> Result<()>;
 
     /// Tries to become the one caller computing `key`: `Some(claim)` if this caller
-    /// now holds the 'being calculated' marker (released when the claim is
-    /// dropped), `None` if another caller holds it.
+    /// now holds its claim (released when the claim is dropped), `None` if
+    /// another caller holds it.
     ///
     /// A claim whose holder died must not block others for long: the file core
     /// uses OS locks that die with their process, the MongoDB core leases.
@@ -56,11 +65,11 @@ pub trait Core: Send + Sync + 'static {
     /// A failure of the store.
     fn clear(&self) -> Result<()>;
 
-    /// Drops every 'being calculated' marker, including ones held by live callers.
+    /// Drops every claim, including ones held by live callers.
     ///
     /// # Errors
     /// A failure of the store.
-    fn clear_markers(&self) -> Result<()>;
+    fn clear_claims(&self) -> Result<()>;
 
     /// Deletes the entries computed before `cutoff`; returns how many.
     ///
@@ -85,8 +94,8 @@ pub trait Core: Send + Sync + 'static {
     }
 }
 
-/// Proof that this caller holds the 'being calculated' marker of one key.
-/// Dropping it releases the marker.
+/// Proof that this caller holds the claim on one key: it alone computes it.
+/// Dropping it releases the claim.
 ///
 /// ```
 /// use cachier_core::Claim;
@@ -95,7 +104,7 @@ pub trait Core: Send + Sync + 'static {
 /// drop(Claim::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)));
 /// assert!(released.load(std::sync::atomic::Ordering::SeqCst));
 /// ```
-#[must_use = "the marker is released as soon as the claim is dropped"]
+#[must_use = "the claim is released as soon as it is dropped"]
 pub struct Claim {
     release: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -137,8 +146,8 @@ impl<C: Core + ?Sized> Core for Box<C> {
     fn clear(&self) -> Result<()> {
         (**self).clear()
     }
-    fn clear_markers(&self) -> Result<()> {
-        (**self).clear_markers()
+    fn clear_claims(&self) -> Result<()> {
+        (**self).clear_claims()
     }
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
         (**self).delete_stale(cutoff)
@@ -148,5 +157,31 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
     fn dpath(&self) -> Option<PathBuf> {
         (**self).dpath()
+    }
+}
+
+/// The built-in core of `backend` for the function identified by `function`:
+/// the file core in `cache_dir` (else the global one) shared as `sharing` says
+/// (else as the global params say), the memory core, or the MongoDB core on the
+/// global params' server.
+pub(crate) fn for_backend(
+    backend: Backend,
+    function: &str,
+    cache_dir: Option<PathBuf>,
+    sharing: Option<Sharing>,
+) -> Box<dyn Core> {
+    match backend {
+        Backend::File => {
+            let (root, shared) = config::read(|global| (global.cache_dir.clone(), global.sharing));
+            let dir = cache_dir
+                .unwrap_or(root)
+                .join(FileCore::function_dir_name(function));
+            Box::new(FileCore::new(dir).sharing(sharing.unwrap_or(shared)))
+        }
+        Backend::Memory => Box::new(MemoryCore::new()),
+        #[cfg(feature = "mongo")]
+        Backend::Mongo => Box::new(config::read(|global| {
+            mongo::MongoCore::with_params(function, &global.mongo)
+        })),
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use crate::core::{Claim, Core};
+use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::key::{Key, KeyMap};
@@ -74,7 +74,7 @@ impl Core for MemoryCore {
         Ok(())
     }
 
-    fn clear_markers(&self) -> Result<()> {
+    fn clear_claims(&self) -> Result<()> {
         self.claimed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

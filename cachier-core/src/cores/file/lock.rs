@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::dir::Dir;
 use super::trust::Sharing;
-use crate::core::Claim;
+use crate::cores::Claim;
 
 /// Tries to take the lock `name` in `dir`: `Ok(None)` if another handle holds it.
 pub fn try_lock(dir: &Arc<Dir>, name: &str, sharing: Sharing) -> io::Result<Option<Claim>> {

@@ -35,7 +35,7 @@ use sha1::{Digest, Sha1};
 
 use self::dir::Dir;
 pub use self::trust::Sharing;
-use crate::core::{Claim, Core};
+use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -352,7 +352,7 @@ impl Core for FileCore {
         self.reclaim().map(drop)
     }
 
-    fn clear_markers(&self) -> Result<()> {
+    fn clear_claims(&self) -> Result<()> {
         self.remove_where(&[Kind::Lock], |_, _, _| true).map(drop)
     }
 

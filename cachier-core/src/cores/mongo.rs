@@ -30,7 +30,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::sync::{Client, Collection};
 
-use crate::core::{Claim, Core};
+use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -325,7 +325,7 @@ impl Core for MongoCore {
             .map(drop)
     }
 
-    fn clear_markers(&self) -> Result<()> {
+    fn clear_claims(&self) -> Result<()> {
         let claimed = doc! { "function": &self.function, "claim": { "$exists": true } };
         self.with_collection(|c| c.update_many(claimed, doc! { "$unset": { "claim": "" } }).run())
             .map(drop)

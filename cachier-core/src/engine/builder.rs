@@ -1,0 +1,165 @@
+//! Building a [`FunctionCache`]: a function's identity, its core and its own options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::FunctionCache;
+use super::call::FunctionOptions;
+use crate::config::{self, Backend};
+use crate::cores::file::Sharing;
+use crate::cores::{self, Core};
+use crate::key::KeySpace;
+
+/// Builds a [`FunctionCache`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cachier_core::FunctionCache;
+/// let dir = tempfile::tempdir().unwrap();
+/// let cache = FunctionCache::builder("reports::fetch")
+///     .cache_dir(dir.path())
+///     .stale_after(Duration::from_secs(3 * 86_400))
+///     .next_time(true)
+///     .build();
+/// assert_eq!(cache.dpath(), Some(dir.path().join("reports.fetch")));
+/// ```
+#[must_use]
+pub struct FunctionCacheBuilder {
+    function: String,
+    signature: String,
+    code_version: String,
+    backend: Option<Backend>,
+    cache_dir: Option<PathBuf>,
+    sharing: Option<Sharing>,
+    core: Option<Box<dyn Core>>,
+    options: FunctionOptions,
+}
+
+impl FunctionCacheBuilder {
+    pub(super) fn new(function: String) -> Self {
+        FunctionCacheBuilder {
+            function,
+            signature: String::new(),
+            code_version: String::new(),
+            backend: None,
+            cache_dir: None,
+            sharing: None,
+            core: None,
+            options: FunctionOptions::default(),
+        }
+    }
+
+    /// Versions the keys with the function's signature, so that entries stored
+    /// under another signature (another return type, say) are never read back.
+    pub fn signature(mut self, signature: impl Into<String>) -> Self {
+        self.signature = signature.into();
+        self
+    }
+
+    /// Versions the keys with the function's code, so that entries computed by
+    /// other code are never read back. `#[cachier]` passes a digest of the
+    /// body's tokens.
+    pub fn code_version(mut self, version: impl Into<String>) -> Self {
+        self.code_version = version.into();
+        self
+    }
+
+    /// Stores entries in `backend` instead of the global default.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The file core's directory (the function's own directory is made inside it).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Who the file core's directories are shared with, instead of the global default.
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = Some(sharing);
+        self
+    }
+
+    /// Stores entries in the MongoDB collection `getter` returns (called on first use).
+    #[cfg(feature = "mongo")]
+    pub fn mongetter(mut self, getter: fn() -> mongodb::sync::Collection<mongodb::bson::Document>) -> Self {
+        let params = config::read(|g| g.mongo.clone());
+        self.core = Some(Box::new(crate::cores::mongo::MongoCore::with_getter(
+            self.function.clone(),
+            getter,
+            &params,
+        )));
+        self
+    }
+
+    /// Stores entries in a core of your own instead of a built-in backend.
+    pub fn core(mut self, core: impl Core) -> Self {
+        self.core = Some(Box::new(core));
+        self
+    }
+
+    /// Entries older than this are stale.
+    pub fn stale_after(mut self, age: Duration) -> Self {
+        self.options.stale_after = Some(age);
+        self
+    }
+
+    /// Serve stale entries at once and recompute them in the background.
+    pub fn next_time(mut self, yes: bool) -> Self {
+        self.options.next_time = yes;
+        self
+    }
+
+    /// How long a caller waits for another caller computing the same key before
+    /// computing itself.
+    pub fn wait_for_calc_timeout(mut self, timeout: Duration) -> Self {
+        self.options.wait_for_calc_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether `None` results are cached.
+    pub fn allow_none(mut self, yes: bool) -> Self {
+        self.options.allow_none = Some(yes);
+        self
+    }
+
+    /// Results whose encoding is larger than `bytes` are returned but not stored.
+    pub fn entry_size_limit(mut self, bytes: usize) -> Self {
+        self.options.entry_size_limit = Some(bytes);
+        self
+    }
+
+    /// Periodically delete stale entries (needs `stale_after`, here or global).
+    pub fn cleanup_stale(mut self, yes: bool) -> Self {
+        self.options.cleanup_stale = yes;
+        self
+    }
+
+    /// How often `cleanup_stale` runs.
+    pub fn cleanup_interval(mut self, interval: Duration) -> Self {
+        self.options.cleanup_interval = Some(interval);
+        self
+    }
+
+    /// Builds the cache. Does no I/O: the file core creates its directory on
+    /// its first store.
+    #[must_use]
+    pub fn build(self) -> FunctionCache {
+        let core = self.core.unwrap_or_else(|| {
+            let backend = self
+                .backend
+                .unwrap_or_else(|| config::read(|global| global.backend));
+            cores::for_backend(backend, &self.function, self.cache_dir, self.sharing)
+        });
+        let mut identity = self.function.clone();
+        if !self.signature.is_empty() {
+            identity = format!("{identity} {}", self.signature);
+        }
+        if !self.code_version.is_empty() {
+            identity = format!("{identity} code:{}", self.code_version);
+        }
+        FunctionCache::new(self.function, KeySpace::new(&identity), core, self.options)
+    }
+}

@@ -1,0 +1,58 @@
+//! One call as the engine handles it: its key and the options in force,
+//! resolved once from the call's, the function's and the process's options.
+
+use std::time::Duration;
+
+use crate::config;
+use crate::key::Key;
+use crate::options::CallOptions;
+
+/// A function's own options; unset ones fall back to the global params.
+#[derive(Clone, Default)]
+pub(super) struct FunctionOptions {
+    pub stale_after: Option<Duration>,
+    pub next_time: bool,
+    pub wait_for_calc_timeout: Option<Duration>,
+    pub allow_none: Option<bool>,
+    pub entry_size_limit: Option<usize>,
+    pub cleanup_stale: bool,
+    pub cleanup_interval: Option<Duration>,
+}
+
+/// The options in force for one call.
+#[derive(Clone, Copy)]
+pub(super) struct Settings {
+    pub stale_after: Option<Duration>,
+    pub wait_for_calc_timeout: Option<Duration>,
+    pub allow_none: bool,
+    pub entry_size_limit: Option<usize>,
+    pub cleanup_interval: Duration,
+    /// Entries this old or older are stale: the smaller of `stale_after` and the call's `max_age`.
+    pub stale_limit: Option<Duration>,
+    pub verbose: bool,
+}
+
+impl Settings {
+    /// What is in force for a call with `opts` to a function with `own` options.
+    pub fn resolve(own: &FunctionOptions, opts: &CallOptions) -> Settings {
+        config::read(|global| {
+            let stale_after = own.stale_after.or(global.stale_after);
+            Settings {
+                stale_after,
+                wait_for_calc_timeout: own.wait_for_calc_timeout.or(global.wait_for_calc_timeout),
+                allow_none: own.allow_none.unwrap_or(global.allow_none),
+                entry_size_limit: own.entry_size_limit.or(global.entry_size_limit),
+                cleanup_interval: own.cleanup_interval.unwrap_or(global.cleanup_interval),
+                stale_limit: [stale_after, opts.max_age].into_iter().flatten().min(),
+                verbose: opts.verbose,
+            }
+        })
+    }
+}
+
+/// The context every step of one call shares.
+#[derive(Clone, Copy)]
+pub(super) struct Call {
+    pub key: Key,
+    pub settings: Settings,
+}

@@ -1,0 +1,560 @@
+//! The call engine: everything a cached call decides, once, for every core.
+//!
+//! - this module: [`FunctionCache`], and the decision tree of one call (look up,
+//!   serve, refresh, compute once, store);
+//! - `builder`: [`FunctionCacheBuilder`], a function's identity and core;
+//! - `call`: the context of one call (its key and the options in force);
+//! - `flight`: single-flight among the threads of this process (claims do it
+//!   across processes, in the cores);
+//! - `background`: refreshes, cleanups and reclaims, after the call returned.
+
+mod background;
+mod builder;
+mod call;
+mod flight;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use self::background::{Background, once_per};
+pub use self::builder::FunctionCacheBuilder;
+use self::call::{Call, FunctionOptions, Settings};
+use self::flight::{Flights, Join, Landed, Pilot};
+use crate::codec::{self, MAX_VALUE_LEN};
+use crate::config;
+use crate::cores::Core;
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::key::{Key, KeySpace};
+use crate::options::CallOptions;
+use crate::outcome::Outcome;
+use crate::stats::{CacheInfo, Stats};
+
+/// A call with owned copies of its arguments, runnable on another thread.
+pub type Job<O> = Box<dyn FnOnce() -> O + Send>;
+
+/// Longest pause between two looks at a key another process is computing.
+const MAX_POLL: Duration = Duration::from_millis(100);
+/// How often a process asks a function's core to reclaim what dead writers left.
+const RECLAIM_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The cache of one function: its core, its options and its statistics.
+///
+/// `#[cachier]` builds one per annotated function; it is also usable directly.
+/// Every method may be called from any thread at any time; calls for the same
+/// key coordinate (one computes, the others wait), calls for other keys do not.
+///
+/// ```
+/// use cachier_core::{Backend, CallOptions, FunctionCache, Plain};
+/// let cache = FunctionCache::builder("doc::square").backend(Backend::Memory).build();
+/// let square = |x: u64| cache.call(&CallOptions::DEFAULT, cache.key(&x), || Plain(x * x)).0;
+/// assert_eq!(square(7), 49);
+/// assert_eq!(square(7), 49);
+/// assert_eq!(cache.info().hits, 1);
+/// ```
+#[derive(Clone)]
+pub struct FunctionCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    function: String,
+    /// What keys are hashed under: the function's identity.
+    key_space: KeySpace,
+    core: Box<dyn Core>,
+    options: FunctionOptions,
+    stats: Stats,
+    flights: Flights,
+    background: Arc<Background>,
+    last_cleanup: Mutex<Option<Instant>>,
+    last_reclaim: Mutex<Option<Instant>>,
+}
+
+impl FunctionCache {
+    /// Starts building the cache of the function identified by `function`, which
+    /// should be unique and stable, such as `concat!(module_path!(), "::name")`.
+    pub fn builder(function: impl Into<String>) -> FunctionCacheBuilder {
+        FunctionCacheBuilder::new(function.into())
+    }
+
+    fn new(function: String, key_space: KeySpace, core: Box<dyn Core>, options: FunctionOptions) -> Self {
+        FunctionCache {
+            inner: Arc::new(Inner {
+                function,
+                key_space,
+                core,
+                options,
+                stats: Stats::default(),
+                flights: Flights::default(),
+                background: Arc::default(),
+                last_cleanup: Mutex::new(None),
+                last_reclaim: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The key of `args` for this function.
+    ///
+    /// # Errors
+    /// [`Error::Key`] when an argument's `Serialize` impl fails.
+    pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
+        self.inner.key_space.key(args)
+    }
+
+    /// Answers one call: from the cache when it holds a usable value for `key`,
+    /// otherwise by running `compute` (once, however many threads or processes ask
+    /// at the same time) and storing what it returns.
+    ///
+    /// Cache failures never reach the caller: a `key` that could not be built,
+    /// or a core that fails, only means `compute` runs.
+    pub fn call<O: Outcome + 'static>(
+        &self,
+        opts: &CallOptions,
+        key: Result<Key>,
+        compute: impl FnOnce() -> O,
+    ) -> O {
+        self.run(opts, key, Foreground(compute))
+    }
+
+    /// [`call`](Self::call) for `next_time` functions: `job` makes an owned copy
+    /// of the call, so that a stale entry can be returned at once while the copy
+    /// recomputes it in the background.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachier_core::{Backend, CallOptions, FunctionCache, Job, Plain};
+    /// let cache = FunctionCache::builder("doc::len")
+    ///     .backend(Backend::Memory)
+    ///     .stale_after(Duration::ZERO)
+    ///     .next_time(true)
+    ///     .build();
+    /// let len = |s: &str| -> usize {
+    ///     let key = cache.key(s);
+    ///     cache.call_refreshable(&CallOptions::DEFAULT, key, || -> Job<Plain<usize>> {
+    ///         let s = s.to_owned();
+    ///         Box::new(move || Plain(s.len()))
+    ///     }).0
+    /// };
+    /// assert_eq!(len("abc"), 3); // computed
+    /// assert_eq!(len("abc"), 3); // stale at once: served, refreshed in the background
+    /// cache.wait_for_background();
+    /// assert_eq!(cache.info().recalculations, 2);
+    /// ```
+    pub fn call_refreshable<O: Outcome + 'static>(
+        &self,
+        opts: &CallOptions,
+        key: Result<Key>,
+        job: impl FnOnce() -> Job<O>,
+    ) -> O {
+        self.run(opts, key, Refreshable(job))
+    }
+
+    /// The decision tree of one call.
+    fn run<O: Outcome + 'static>(&self, opts: &CallOptions, key: Result<Key>, body: impl Body<O>) -> O {
+        let this = &self.inner;
+        if !config::caching_enabled() || opts.ignore_cache {
+            this.report(opts.verbose, "cache ignored: running the body", None);
+            return body.run();
+        }
+        let settings = Settings::resolve(&this.options, opts);
+        let call = match key {
+            Ok(key) => Call { key, settings },
+            Err(e) => {
+                this.cache_error("building the key", &e);
+                return body.run();
+            }
+        };
+        this.maybe_cleanup(&settings);
+        if opts.overwrite_cache {
+            this.tell(&call, "overwriting");
+            return this.compute_and_store(&call, || body.run()).0;
+        }
+        match this.lookup::<O>(&call) {
+            Lookup::Fresh(value, _) => {
+                Stats::bump(&this.stats.hits);
+                this.tell(&call, "hit");
+                return O::from_stored(value);
+            }
+            Lookup::Stale(value) => {
+                Stats::bump(&this.stats.stale_hits);
+                if this.options.next_time {
+                    match body.into_job() {
+                        Ok(job) => {
+                            this.tell(&call, "stale: returned, refreshing in the background");
+                            this.spawn_refresh(call, job);
+                            return O::from_stored(value);
+                        }
+                        Err(body) => return this.recompute_stale(&call, body),
+                    }
+                }
+                return this.recompute_stale(&call, body);
+            }
+            Lookup::Missing => {
+                Stats::bump(&this.stats.misses);
+                this.tell(&call, "miss");
+            }
+        }
+        this.compute_once(&call, || body.run())
+    }
+
+    /// Stores `value` as the result for `key` without running the function.
+    ///
+    /// # Errors
+    /// [`Error::NotCacheable`] for a value this function does not cache (an `Err`,
+    /// or `None` without `allow_none`); otherwise a failure of the encoding or
+    /// the store.
+    pub fn precache<O: Outcome>(&self, key: Key, value: O) -> Result<()> {
+        let this = &self.inner;
+        let settings = Settings::resolve(&this.options, &CallOptions::DEFAULT);
+        let stored = value.stored(settings.allow_none).ok_or(Error::NotCacheable)?;
+        this.core
+            .set(&key, &Entry::new(SystemTime::now(), codec::encode(stored)?))
+    }
+
+    /// Removes every entry of this function.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    pub fn clear(&self) -> Result<()> {
+        self.inner.core.clear()
+    }
+
+    /// Drops every claim on this function's keys ("being calculated" in Python
+    /// cachier's words), so that callers waiting on them compute for themselves.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    pub fn clear_being_calculated(&self) -> Result<()> {
+        self.inner.core.clear_claims()
+    }
+
+    /// The directory of the file core; `None` for other cores.
+    #[must_use]
+    pub fn dpath(&self) -> Option<PathBuf> {
+        self.inner.core.dpath()
+    }
+
+    /// This function's counters since the process started.
+    #[must_use]
+    pub fn info(&self) -> CacheInfo {
+        self.inner.stats.snapshot()
+    }
+
+    /// Blocks until the background work this process started for this function
+    /// (`next_time` refreshes, stale-entry cleanups, reclaims) has finished. Call
+    /// it before exiting to keep the results of refreshes still under way.
+    pub fn wait_for_background(&self) {
+        self.inner.background.wait_idle();
+    }
+
+    /// The core behind this cache.
+    #[must_use]
+    pub fn core(&self) -> &dyn Core {
+        &*self.inner.core
+    }
+}
+
+/// A function body as the engine runs it: now, or (for `next_time`) as an owned
+/// job on another thread.
+trait Body<O>: Sized {
+    fn run(self) -> O;
+    /// The body as a job for a background thread, or itself if it cannot be one.
+    fn into_job(self) -> Result<Job<O>, Self>;
+}
+
+struct Foreground<F>(F);
+
+impl<O, F: FnOnce() -> O> Body<O> for Foreground<F> {
+    fn run(self) -> O {
+        (self.0)()
+    }
+    fn into_job(self) -> Result<Job<O>, Self> {
+        Err(self)
+    }
+}
+
+struct Refreshable<F>(F);
+
+impl<O, F: FnOnce() -> Job<O>> Body<O> for Refreshable<F> {
+    fn run(self) -> O {
+        (self.0)()()
+    }
+    fn into_job(self) -> Result<Job<O>, Self> {
+        Ok((self.0)())
+    }
+}
+
+enum Lookup<T> {
+    /// A usable value, with its entry's encoded bytes.
+    Fresh(T, Arc<[u8]>),
+    Stale(T),
+    Missing,
+}
+
+impl Inner {
+    fn recompute_stale<O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>) -> O {
+        self.tell(call, "stale: recomputing");
+        self.compute_once(call, || body.run())
+    }
+
+    /// Looks the call's key up, reporting an unreadable entry (it then counts as missing).
+    fn lookup<O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
+        self.read::<O>(call).unwrap_or_else(|(doing, e)| {
+            self.cache_error(doing, &e);
+            Lookup::Missing
+        })
+    }
+
+    /// Looks the call's key up again: an unreadable entry was reported by the
+    /// call's first lookup already.
+    fn peek<O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
+        self.read::<O>(call).unwrap_or(Lookup::Missing)
+    }
+
+    fn read<O: Outcome>(&self, call: &Call) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
+        let entry = match self.core.get(&call.key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(Lookup::Missing),
+            Err(e) => return Err(("reading an entry (treated as a miss)", e)),
+        };
+        let value = codec::decode::<O::Stored>(&entry.value)
+            .map_err(|e| ("decoding an entry (treated as a miss)", e))?;
+        Ok(match call.settings.stale_limit {
+            Some(limit) if entry.age(SystemTime::now()) >= limit => Lookup::Stale(value),
+            _ => Lookup::Fresh(value, entry.value),
+        })
+    }
+
+    /// Computes the call's key unless another thread or process already does, in
+    /// which case waits for its value (within `wait_for_calc_timeout`).
+    ///
+    /// A computation that ends with nothing to share (an `Err`, `None` without
+    /// `allow_none`, a panic) does not release the waiting callers all at once:
+    /// they take turns, one computation at a time. A call made from within the
+    /// computation of the same key (re-entrant) runs the body like an uncached
+    /// call instead of waiting for itself.
+    fn compute_once<O: Outcome>(self: &Arc<Self>, call: &Call, compute: impl FnOnce() -> O) -> O {
+        let deadline = call
+            .settings
+            .wait_for_calc_timeout
+            .map(|timeout| Instant::now() + timeout);
+        loop {
+            let flight = match self.flights.join(call.key) {
+                Join::Pilot(pilot) => return self.pilot(call, pilot, compute, deadline),
+                Join::Passenger(flight) => flight,
+                Join::Reentrant => {
+                    self.tell(call, "re-entrant call computing its own key: running the body");
+                    return self.compute_and_store(call, compute).0;
+                }
+            };
+            self.tell(call, "waiting for another thread computing it");
+            match flight.wait(deadline) {
+                Landed::Value(bytes) => match codec::decode::<O::Stored>(&bytes) {
+                    Ok(value) => return O::from_stored(value),
+                    Err(e) => {
+                        self.cache_error("decoding a value from another thread", &e);
+                        return self.compute_and_store(call, compute).0;
+                    }
+                },
+                Landed::TimedOut => {
+                    self.tell(call, "gave up waiting (wait_for_calc_timeout): computing");
+                    return self.compute_and_store(call, compute).0;
+                }
+                Landed::Nothing => {
+                    if let Lookup::Fresh(value, _) = self.peek::<O>(call) {
+                        return O::from_stored(value);
+                    }
+                    self.tell(
+                        call,
+                        "the computation waited for cached nothing: computing in turn",
+                    );
+                }
+            }
+        }
+    }
+
+    /// The one thread of this process computing the call's key: claims it across
+    /// processes, computes and stores, then hands the value to the threads waiting here.
+    fn pilot<O: Outcome>(
+        self: &Arc<Self>,
+        call: &Call,
+        pilot: Pilot,
+        compute: impl FnOnce() -> O,
+        deadline: Option<Instant>,
+    ) -> O {
+        let mut pause = Duration::from_millis(1);
+        let claim = loop {
+            match self.core.try_claim(&call.key) {
+                Ok(Some(claim)) => break Some(claim),
+                Ok(None) => {}
+                Err(e) => {
+                    self.cache_error("claiming a key (computing without the claim)", &e);
+                    break None;
+                }
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                self.tell(call, "gave up waiting (wait_for_calc_timeout): computing");
+                break None;
+            }
+            self.tell(call, "waiting for another process computing it");
+            let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+            thread::sleep(pause.min(left));
+            pause = (pause * 2).min(MAX_POLL);
+            if let Lookup::Fresh(value, bytes) = self.peek::<O>(call) {
+                pilot.land(Some(bytes));
+                return O::from_stored(value);
+            }
+        };
+        // Another caller may have stored the value between our lookup and our claim.
+        if claim.is_some()
+            && let Lookup::Fresh(value, bytes) = self.peek::<O>(call)
+        {
+            pilot.land(Some(bytes));
+            return O::from_stored(value);
+        }
+        let (outcome, bytes) = self.compute_and_store(call, compute);
+        drop(claim);
+        pilot.land(bytes);
+        outcome
+    }
+
+    /// Runs the body and stores what it returns if that is cacheable; returns the
+    /// result and its encoding (for threads waiting on this computation).
+    fn compute_and_store<O: Outcome>(
+        self: &Arc<Self>,
+        call: &Call,
+        compute: impl FnOnce() -> O,
+    ) -> (O, Option<Arc<[u8]>>) {
+        Stats::bump(&self.stats.recalculations);
+        let outcome = compute();
+        let Some(stored) = outcome.stored(call.settings.allow_none) else {
+            self.tell(call, "result not cached (Err, or None without allow_none)");
+            return (outcome, None);
+        };
+        let bytes: Arc<[u8]> = match codec::encode(stored) {
+            Ok(bytes) => bytes.into(),
+            Err(e) => {
+                self.cache_error("encoding the result", &e);
+                return (outcome, None);
+            }
+        };
+        let limit = call
+            .settings
+            .entry_size_limit
+            .map_or(MAX_VALUE_LEN, |limit| limit.min(MAX_VALUE_LEN));
+        if bytes.len() > limit {
+            let event = format!(
+                "result of {} bytes exceeds the size limit of {limit} (entry_size_limit): not stored",
+                bytes.len()
+            );
+            self.tell(call, &event);
+            return (outcome, Some(bytes));
+        }
+        let entry = Entry::new(SystemTime::now(), Arc::clone(&bytes));
+        match self.core.set(&call.key, &entry) {
+            Ok(()) => {
+                self.tell(call, "stored");
+                self.maybe_reclaim(call.settings.verbose);
+            }
+            Err(e) => self.cache_error("storing the result", &e),
+        }
+        (outcome, Some(bytes))
+    }
+
+    /// Starts a `next_time` refresh of the call's key in the background, unless
+    /// a thread of this process computes it already.
+    fn spawn_refresh<O: Outcome + 'static>(self: &Arc<Self>, call: Call, job: Job<O>) {
+        let Join::Pilot(pilot) = self.flights.join(call.key) else {
+            return;
+        };
+        let this = Arc::clone(self);
+        self.background.spawn(&self.function, move || {
+            pilot.board();
+            this.refresh(&call, job, pilot);
+        });
+    }
+
+    /// A `next_time` refresh: recomputes the call's key unless another process
+    /// holds its claim or has refreshed it already.
+    fn refresh<O: Outcome>(self: &Arc<Self>, call: &Call, job: Job<O>, pilot: Pilot) {
+        let claim = match self.core.try_claim(&call.key) {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return self.tell(call, "refresh skipped: another process computes it"),
+            Err(e) => return self.cache_error("claiming a key to refresh it", &e),
+        };
+        if let Lookup::Fresh(_, bytes) = self.peek::<O>(call) {
+            self.tell(call, "refresh skipped: already fresh");
+            return pilot.land(Some(bytes));
+        }
+        let (_, bytes) = self.compute_and_store(call, job);
+        drop(claim);
+        pilot.land(bytes);
+    }
+
+    /// With `cleanup_stale`, deletes stale entries in the background once per
+    /// `cleanup_interval`.
+    fn maybe_cleanup(self: &Arc<Self>, settings: &Settings) {
+        let Some(stale_after) = settings.stale_after.filter(|_| self.options.cleanup_stale) else {
+            return;
+        };
+        if !once_per(&self.last_cleanup, settings.cleanup_interval) {
+            return;
+        }
+        let this = Arc::clone(self);
+        let verbose = settings.verbose;
+        self.background.spawn(&self.function, move || {
+            let cutoff = SystemTime::now() - stale_after;
+            match this.core.delete_stale(cutoff) {
+                Ok(n) => this.report(verbose, &format!("cleanup deleted {n} stale entries"), None),
+                Err(e) => this.cache_error("deleting stale entries", &e),
+            }
+        });
+    }
+
+    /// After a store, asks the core in the background to reclaim what dead
+    /// writers left behind, at most once per [`RECLAIM_INTERVAL`].
+    fn maybe_reclaim(self: &Arc<Self>, verbose: bool) {
+        if !once_per(&self.last_reclaim, RECLAIM_INTERVAL) {
+            return;
+        }
+        let this = Arc::clone(self);
+        self.background
+            .spawn(&self.function, move || match this.core.reclaim() {
+                Ok(0) => {}
+                Ok(n) => this.report(
+                    verbose,
+                    &format!("reclaimed {n} files left by dead writers"),
+                    None,
+                ),
+                Err(e) => this.cache_error("reclaiming files left by dead writers", &e),
+            });
+    }
+
+    fn cache_error(&self, doing: &str, error: &Error) {
+        Stats::bump(&self.stats.cache_errors);
+        tracing::warn!(function = %self.function, %error, "cachier: cache failure while {doing}");
+    }
+
+    /// Reports a decision about the call's key.
+    fn tell(&self, call: &Call, event: &str) {
+        self.report(call.settings.verbose, event, Some(&call.key));
+    }
+
+    fn report(&self, verbose: bool, event: &str, key: Option<&Key>) {
+        // Formatting the key costs more than a memory hit: do it only when someone listens.
+        if !verbose && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let key = key.map(ToString::to_string).unwrap_or_default();
+        if verbose {
+            eprintln!("cachier: {}: {event} {key}", self.function);
+            tracing::info!(function = %self.function, key, "cachier: {event}");
+        } else {
+            tracing::debug!(function = %self.function, key, "cachier: {event}");
+        }
+    }
+}

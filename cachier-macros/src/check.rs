@@ -1,0 +1,111 @@
+//! Checks that span several options, or options and the signature, and the
+//! one error accumulator every check reports to, so that a single compile shows
+//! every mistake at once (an unknown option and an unsupported signature alike).
+
+use proc_macro2::Span;
+use syn::Type;
+
+use crate::attrs::{Attrs, Backend};
+use crate::signature::{Returns, Signature};
+
+/// Collects several errors so that one compile reports them all.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub fn record<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|error| self.push(error)).ok()
+    }
+
+    /// `Err` with every error recorded, if there is any; else `value`, which
+    /// is there whenever nothing was recorded.
+    pub fn finish_with<T>(self, value: Option<T>) -> syn::Result<T> {
+        match (self.0, value) {
+            (Some(errors), _) => Err(errors),
+            (None, Some(value)) => Ok(value),
+            (None, None) => Err(syn::Error::new(
+                Span::call_site(),
+                "cachier: the function could not be read",
+            )),
+        }
+    }
+}
+
+fn error(span: Span, message: &str) -> syn::Error {
+    syn::Error::new(span, format!("cachier: {message}"))
+}
+
+/// Options that make no sense together.
+pub fn options(attrs: &Attrs, errors: &mut Errors) {
+    let backend = attrs.backend.as_ref().map(|b| b.value);
+    if let (Some(core), Some(_)) = (&attrs.core, backend) {
+        errors.push(error(core.span, "give either `core` or `backend`, not both"));
+    }
+    if let Some(dir) = &attrs.cache_dir {
+        if attrs.core.is_some() {
+            errors.push(error(
+                dir.span,
+                "`cache_dir` is for the file backend; a custom `core` keeps its own storage",
+            ));
+        }
+        if backend.is_some_and(|b| b != Backend::File) {
+            errors.push(error(
+                dir.span,
+                "`cache_dir` only applies to `backend = \"file\"`",
+            ));
+        }
+    }
+    if let Some(getter) = &attrs.mongetter {
+        if attrs.core.is_some() {
+            errors.push(error(getter.span, "give either `core` or `mongetter`, not both"));
+        }
+        if backend.is_some_and(|b| b != Backend::Mongo) {
+            errors.push(error(
+                getter.span,
+                "`mongetter` only applies to `backend = \"mongo\"`",
+            ));
+        }
+    }
+    if let Some(interval) = &attrs.cleanup_interval
+        && !attrs.cleanup_stale.as_ref().is_some_and(|c| c.value)
+    {
+        errors.push(error(
+            interval.span,
+            "`cleanup_interval` has no effect without `cleanup_stale = true`",
+        ));
+    }
+}
+
+/// Options that depend on the function's signature.
+pub fn against_signature(attrs: &Attrs, sig: &Signature, errors: &mut Errors) {
+    if let Some(allow_none) = &attrs.allow_none
+        && sig.returns != Returns::Option
+    {
+        errors.push(error(
+            allow_none.span,
+            "`allow_none` only applies to functions returning `Option`",
+        ));
+    }
+    if let Some(next_time) = attrs.next_time.as_ref().filter(|n| n.value)
+        && let Some(arg) = sig
+            .args
+            .iter()
+            .find(|a| matches!(&a.ty, Type::Reference(r) if r.mutability.is_some()))
+    {
+        errors.push(error(
+            next_time.span,
+            "`next_time` refreshes in the background, which needs owned copies of the arguments",
+        ));
+        errors.push(syn::Error::new_spanned(
+            &arg.ty,
+            "cachier: a `&mut` argument cannot be copied for `next_time`",
+        ));
+    }
+}
