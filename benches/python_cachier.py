@@ -1,4 +1,4 @@
-"""Python cachier on the workloads of benches/scaling.rs: hit and store cost of
+"""Python cachier on the workloads of benches/benches/scaling.rs: hit and store cost of
 its pickle and memory cores with 1 to 2,000 entries stored. Prints JSON:
 {"pickle/hit/2000": nanoseconds per call, ...}."""
 

@@ -1,8 +1,8 @@
 """Tables and a plot from one benchmark run.
 
 Reads criterion's results (target/criterion/**/new/) and Python cachier's
-(target/bench/python-cachier.json, from bench/python_cachier.py); prints the
-Markdown tables of BENCHMARKS.md and draws bench/scaling.png (with matplotlib,
+(target/bench/python-cachier.json, from benches/python_cachier.py); prints the
+Markdown tables of BENCHMARKS.md and draws benches/scaling.png (with matplotlib,
 if it is installed). Every number comes from files this run wrote.
 """
 
@@ -146,7 +146,7 @@ def main():
     if python:
         print("\n### cachier and Python cachier\n")
         print(python_table(points, python))
-    plot(points, python, ROOT / "bench" / "scaling.png")
+    plot(points, python, ROOT / "benches" / "scaling.png")
 
 
 if __name__ == "__main__":
