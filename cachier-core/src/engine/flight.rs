@@ -6,12 +6,16 @@
 //! computation of the key is again one pilot's, with the others waiting. A
 //! thread that asks for a key it is itself computing (a re-entrant call) is
 //! told so instead of waiting for itself.
+//!
+//! A passenger waits as its [`Mode`] says: a thread blocks, a task yields.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use event_listener::Event;
+
+use super::mode::Mode;
 use crate::key::{Key, KeyMap};
 
 /// The computations under way in one function, by key.
@@ -20,10 +24,10 @@ pub(crate) struct Flights(Arc<Mutex<KeyMap<Arc<Flight>>>>);
 
 #[derive(Default)]
 pub(crate) struct Flight {
-    /// The thread computing (see [`current_thread`]).
+    /// The caller computing (see [`Mode::caller`]).
     pilot: AtomicU64,
     landing: Mutex<Landing>,
-    landed: Condvar,
+    landed: Event,
 }
 
 #[derive(Default)]
@@ -41,7 +45,7 @@ pub(crate) enum Join {
     Pilot(Pilot),
     /// Another thread computes it: wait for its value.
     Passenger(Arc<Flight>),
-    /// This very thread computes it further up its stack.
+    /// This very caller computes it further up its stack.
     Reentrant,
 }
 
@@ -69,31 +73,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A number for the calling thread, unique in the process (never zero).
-fn current_thread() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static ID: Cell<u64> = const { Cell::new(0) };
-    }
-    ID.with(|id| {
-        if id.get() == 0 {
-            id.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        id.get()
-    })
-}
-
 impl Flights {
-    pub fn join(&self, key: Key) -> Join {
+    /// Joins the flight of `key` as `caller` (see [`Mode::caller`]).
+    pub fn join(&self, key: Key, caller: u64) -> Join {
         let mut flights = lock(&self.0);
         if let Some(flight) = flights.get(&key) {
-            if flight.pilot.load(Ordering::Relaxed) == current_thread() {
+            if flight.pilot.load(Ordering::Relaxed) == caller {
                 return Join::Reentrant;
             }
             return Join::Passenger(Arc::clone(flight));
         }
         let flight = Arc::new(Flight {
-            pilot: AtomicU64::new(current_thread()),
+            pilot: AtomicU64::new(caller),
             ..Flight::default()
         });
         flights.insert(key, Arc::clone(&flight));
@@ -106,34 +97,37 @@ impl Flights {
 }
 
 impl Flight {
+    fn landed(&self) -> Option<Landed> {
+        match &*lock(&self.landing) {
+            Landing::Value(value) => Some(Landed::Value(Arc::clone(value))),
+            Landing::Nothing => Some(Landed::Nothing),
+            Landing::InAir => None,
+        }
+    }
+
     /// Waits until the pilot lands or `deadline` passes.
-    pub fn wait(&self, deadline: Option<Instant>) -> Landed {
-        let mut landing = lock(&self.landing);
+    pub async fn wait<M: Mode>(&self, deadline: Option<Instant>) -> Landed {
         loop {
-            match &*landing {
-                Landing::Value(value) => return Landed::Value(Arc::clone(value)),
-                Landing::Nothing => return Landed::Nothing,
-                Landing::InAir => {}
+            if let Some(landed) = self.landed() {
+                return landed;
             }
-            landing = match deadline {
-                None => self.landed.wait(landing).unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                        return Landed::TimedOut;
-                    };
-                    let waited = self.landed.wait_timeout(landing, left);
-                    waited.unwrap_or_else(PoisonError::into_inner).0
-                }
-            };
+            // Listening before looking again: a landing in between is not missed.
+            let listener = self.landed.listen();
+            if let Some(landed) = self.landed() {
+                return landed;
+            }
+            if !M::listen(listener, deadline).await {
+                return self.landed().unwrap_or(Landed::TimedOut);
+            }
         }
     }
 }
 
 impl Pilot {
-    /// Makes the calling thread the one computing (for a pilot handed to a
-    /// background thread).
-    pub fn board(&self) {
-        self.flight.pilot.store(current_thread(), Ordering::Relaxed);
+    /// Makes `caller` the one computing (for a pilot handed to a background
+    /// thread or task).
+    pub fn board(&self, caller: u64) {
+        self.flight.pilot.store(caller, Ordering::Relaxed);
     }
 
     /// Hands `value` (if any) to the waiting threads and ends the flight.
@@ -151,7 +145,8 @@ impl Drop for Pilot {
         if matches!(*landing, Landing::InAir) {
             *landing = Landing::Nothing;
         }
-        self.flight.landed.notify_all();
+        drop(landing);
+        self.flight.landed.notify(usize::MAX);
     }
 }
 
@@ -160,14 +155,23 @@ mod tests {
     use std::sync::Barrier;
     use std::time::Duration;
 
+    use super::super::mode::{Blocking, block_on, thread_number};
     use super::*;
+
+    fn join(flights: &Flights, n: u8) -> Join {
+        flights.join(key(n), thread_number())
+    }
+
+    fn wait(flight: &Flight, deadline: Option<Instant>) -> Landed {
+        block_on(flight.wait::<Blocking>(deadline))
+    }
 
     fn key(n: u8) -> Key {
         Key::new("flight::test", &n).unwrap()
     }
 
     fn pilot(flights: &Flights, n: u8) -> Pilot {
-        match flights.join(key(n)) {
+        match join(flights, n) {
             Join::Pilot(pilot) => pilot,
             _ => panic!("the first caller must pilot"),
         }
@@ -176,7 +180,7 @@ mod tests {
     /// Joins from another thread, which is then a passenger.
     fn passenger(flights: &Flights, n: u8) -> Arc<Flight> {
         let flights = flights.clone();
-        match std::thread::spawn(move || flights.join(key(n))).join().unwrap() {
+        match std::thread::spawn(move || join(&flights, n)).join().unwrap() {
             Join::Passenger(flight) => flight,
             _ => panic!("a second thread must wait"),
         }
@@ -189,14 +193,14 @@ mod tests {
         let flight = passenger(&flights, 1);
         let other = std::thread::spawn({
             let flights = flights.clone();
-            move || matches!(flights.join(key(2)), Join::Pilot(_))
+            move || matches!(join(&flights, 2), Join::Pilot(_))
         });
         assert!(other.join().unwrap(), "other keys fly on their own");
-        let waiter = std::thread::spawn(move || flight.wait(None));
+        let waiter = std::thread::spawn(move || wait(&flight, None));
         pilot.land(Some(Arc::from(&b"v"[..])));
         assert_eq!(waiter.join().unwrap(), Landed::Value(Arc::from(&b"v"[..])));
         assert!(
-            matches!(flights.join(key(1)), Join::Pilot(_)),
+            matches!(join(&flights, 1), Join::Pilot(_)),
             "a landed flight is over"
         );
     }
@@ -205,12 +209,12 @@ mod tests {
     fn the_pilots_own_thread_is_told_it_is_reentrant() {
         let flights = Flights::default();
         let pilot = pilot(&flights, 1);
-        assert!(matches!(flights.join(key(1)), Join::Reentrant));
+        assert!(matches!(join(&flights, 1), Join::Reentrant));
         // Handed to another thread, the flight is that thread's.
         let flights2 = flights.clone();
         std::thread::spawn(move || {
-            pilot.board();
-            assert!(matches!(flights2.join(key(1)), Join::Reentrant));
+            pilot.board(thread_number());
+            assert!(matches!(join(&flights2, 1), Join::Reentrant));
         })
         .join()
         .unwrap();
@@ -231,7 +235,7 @@ mod tests {
             })
         };
         barrier.wait();
-        assert_eq!(flight.wait(None), Landed::Nothing);
+        assert_eq!(wait(&flight, None), Landed::Nothing);
         assert!(pilot_thread.join().is_err());
     }
 
@@ -241,7 +245,7 @@ mod tests {
         let _pilot = pilot(&flights, 1);
         let flight = passenger(&flights, 1);
         assert_eq!(
-            flight.wait(Some(Instant::now() + Duration::from_millis(1))),
+            wait(&flight, Some(Instant::now() + Duration::from_millis(1))),
             Landed::TimedOut
         );
     }

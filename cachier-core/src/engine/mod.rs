@@ -6,16 +6,20 @@
 //! - `call`: the context of one call (its key and the options in force);
 //! - `flight`: single-flight among the threads of this process (claims do it
 //!   across processes, in the cores);
+//! - `mode`: how a caller waits, the one difference between sync and async
+//!   calls: the decision tree is `async` code generic over it, and a sync call
+//!   runs it in the blocking mode;
 //! - `background`: refreshes, cleanups and reclaims, after the call returned.
 
 mod background;
 mod builder;
 mod call;
 mod flight;
+mod mode;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -24,6 +28,7 @@ use self::background::{Background, once_per};
 pub use self::builder::FunctionCacheBuilder;
 use self::call::{Call, FunctionOptions, Settings};
 use self::flight::{Flights, Join, Landed, Pilot};
+use self::mode::{Blocking, Mode, block_on};
 use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config;
 use crate::cores::Core;
@@ -65,7 +70,7 @@ struct Inner {
     function: String,
     /// What keys are hashed under: the function's identity.
     key_space: KeySpace,
-    core: Box<dyn Core>,
+    core: Arc<dyn Core>,
     options: FunctionOptions,
     stats: Stats,
     flights: Flights,
@@ -86,7 +91,7 @@ impl FunctionCache {
             inner: Arc::new(Inner {
                 function,
                 key_space,
-                core,
+                core: Arc::from(core),
                 options,
                 stats: Stats::default(),
                 flights: Flights::default(),
@@ -117,7 +122,7 @@ impl FunctionCache {
         key: Result<Key>,
         compute: impl FnOnce() -> O,
     ) -> O {
-        self.run(opts, key, Foreground(compute))
+        block_on(self.run::<Blocking, O>(opts, key, Foreground(compute)))
     }
 
     /// [`call`](Self::call) for `next_time` functions: `job` makes an owned copy
@@ -150,30 +155,35 @@ impl FunctionCache {
         key: Result<Key>,
         job: impl FnOnce() -> Job<O>,
     ) -> O {
-        self.run(opts, key, Refreshable(job))
+        block_on(self.run::<Blocking, O>(opts, key, Refreshable(job)))
     }
 
-    /// The decision tree of one call.
-    fn run<O: Outcome + 'static>(&self, opts: &CallOptions, key: Result<Key>, body: impl Body<O>) -> O {
+    /// The decision tree of one call, for callers waiting as `M` says.
+    async fn run<M: Mode, O: Outcome + 'static>(
+        &self,
+        opts: &CallOptions,
+        key: Result<Key>,
+        body: impl Body<O>,
+    ) -> O {
         let this = &self.inner;
         if !config::caching_enabled() || opts.ignore_cache {
             this.report(opts.verbose, "cache ignored: running the body", None);
-            return body.run();
+            return body.run().await;
         }
         let settings = Settings::resolve(&this.options, opts);
         let call = match key {
             Ok(key) => Call { key, settings },
             Err(e) => {
                 this.cache_error("building the key", &e);
-                return body.run();
+                return body.run().await;
             }
         };
         this.maybe_cleanup(&settings);
         if opts.overwrite_cache {
             this.tell(&call, "overwriting");
-            return this.compute_and_store(&call, || body.run()).0;
+            return this.compute_and_store::<M, O>(&call, body).await.0;
         }
-        match this.lookup::<O>(&call) {
+        match this.lookup::<M, O>(&call).await {
             Lookup::Fresh(value, _) => {
                 Stats::bump(&this.stats.hits);
                 this.tell(&call, "hit");
@@ -188,17 +198,17 @@ impl FunctionCache {
                             this.spawn_refresh(call, job);
                             return O::from_stored(value);
                         }
-                        Err(body) => return this.recompute_stale(&call, body),
+                        Err(body) => return this.recompute_stale::<M, O>(&call, body).await,
                     }
                 }
-                return this.recompute_stale(&call, body);
+                return this.recompute_stale::<M, O>(&call, body).await;
             }
             Lookup::Missing => {
                 Stats::bump(&this.stats.misses);
                 this.tell(&call, "miss");
             }
         }
-        this.compute_once(&call, || body.run())
+        this.compute_once::<M, O>(&call, body).await
     }
 
     /// Stores `value` as the result for `key` without running the function.
@@ -258,18 +268,19 @@ impl FunctionCache {
     }
 }
 
-/// A function body as the engine runs it: now, or (for `next_time`) as an owned
-/// job on another thread.
+/// A function body as the engine runs it: in the call (a future that the
+/// call awaits), or (for `next_time`) as an owned job in the background.
 trait Body<O>: Sized {
-    fn run(self) -> O;
+    fn run(self) -> impl Future<Output = O>;
     /// The body as a job for a background thread, or itself if it cannot be one.
     fn into_job(self) -> Result<Job<O>, Self>;
 }
 
+/// A sync body, run when the call's future is polled.
 struct Foreground<F>(F);
 
 impl<O, F: FnOnce() -> O> Body<O> for Foreground<F> {
-    fn run(self) -> O {
+    async fn run(self) -> O {
         (self.0)()
     }
     fn into_job(self) -> Result<Job<O>, Self> {
@@ -277,10 +288,11 @@ impl<O, F: FnOnce() -> O> Body<O> for Foreground<F> {
     }
 }
 
+/// A sync body that can make an owned copy of itself.
 struct Refreshable<F>(F);
 
 impl<O, F: FnOnce() -> Job<O>> Body<O> for Refreshable<F> {
-    fn run(self) -> O {
+    async fn run(self) -> O {
         (self.0)()()
     }
     fn into_job(self) -> Result<Job<O>, Self> {
@@ -296,14 +308,14 @@ enum Lookup<T> {
 }
 
 impl Inner {
-    fn recompute_stale<O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>) -> O {
+    async fn recompute_stale<M: Mode, O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>) -> O {
         self.tell(call, "stale: recomputing");
-        self.compute_once(call, || body.run())
+        self.compute_once::<M, O>(call, body).await
     }
 
     /// Looks the call's key up, reporting an unreadable entry (it then counts as missing).
-    fn lookup<O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
-        self.read::<O>(call).unwrap_or_else(|(doing, e)| {
+    async fn lookup<M: Mode, O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
+        self.read::<M, O>(call).await.unwrap_or_else(|(doing, e)| {
             self.cache_error(doing, &e);
             Lookup::Missing
         })
@@ -311,12 +323,16 @@ impl Inner {
 
     /// Looks the call's key up again: an unreadable entry was reported by the
     /// call's first lookup already.
-    fn peek<O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
-        self.read::<O>(call).unwrap_or(Lookup::Missing)
+    async fn peek<M: Mode, O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
+        self.read::<M, O>(call).await.unwrap_or(Lookup::Missing)
     }
 
-    fn read<O: Outcome>(&self, call: &Call) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
-        let entry = match self.core.get(&call.key) {
+    async fn read<M: Mode, O: Outcome>(
+        &self,
+        call: &Call,
+    ) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
+        let key = call.key;
+        let entry = match M::io(&self.core, move |core| core.get(&key)).await {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(Lookup::Missing),
             Err(e) => return Err(("reading an entry (treated as a miss)", e)),
@@ -329,43 +345,43 @@ impl Inner {
         })
     }
 
-    /// Computes the call's key unless another thread or process already does, in
-    /// which case waits for its value (within `wait_for_calc_timeout`).
+    /// Computes the call's key unless another caller or process already does,
+    /// in which case waits for its value (within `wait_for_calc_timeout`).
     ///
     /// A computation that ends with nothing to share (an `Err`, `None` without
-    /// `allow_none`, a panic) does not release the waiting callers all at once:
-    /// they take turns, one computation at a time. A call made from within the
-    /// computation of the same key (re-entrant) runs the body like an uncached
-    /// call instead of waiting for itself.
-    fn compute_once<O: Outcome>(self: &Arc<Self>, call: &Call, compute: impl FnOnce() -> O) -> O {
+    /// `allow_none`, a panic, a cancelled task) does not release the waiting
+    /// callers all at once: they take turns, one computation at a time. A call
+    /// made from within the computation of the same key (re-entrant) runs the
+    /// body like an uncached call instead of waiting for itself.
+    async fn compute_once<M: Mode, O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>) -> O {
         let deadline = call
             .settings
             .wait_for_calc_timeout
             .map(|timeout| Instant::now() + timeout);
         loop {
-            let flight = match self.flights.join(call.key) {
-                Join::Pilot(pilot) => return self.pilot(call, pilot, compute, deadline),
+            let flight = match self.flights.join(call.key, M::caller()) {
+                Join::Pilot(pilot) => return self.pilot::<M, O>(call, pilot, body, deadline).await,
                 Join::Passenger(flight) => flight,
                 Join::Reentrant => {
                     self.tell(call, "re-entrant call computing its own key: running the body");
-                    return self.compute_and_store(call, compute).0;
+                    return self.compute_and_store::<M, O>(call, body).await.0;
                 }
             };
-            self.tell(call, "waiting for another thread computing it");
-            match flight.wait(deadline) {
+            self.tell(call, "waiting for another caller computing it");
+            match flight.wait::<M>(deadline).await {
                 Landed::Value(bytes) => match codec::decode::<O::Stored>(&bytes) {
                     Ok(value) => return O::from_stored(value),
                     Err(e) => {
-                        self.cache_error("decoding a value from another thread", &e);
-                        return self.compute_and_store(call, compute).0;
+                        self.cache_error("decoding a value from another caller", &e);
+                        return self.compute_and_store::<M, O>(call, body).await.0;
                     }
                 },
                 Landed::TimedOut => {
                     self.tell(call, "gave up waiting (wait_for_calc_timeout): computing");
-                    return self.compute_and_store(call, compute).0;
+                    return self.compute_and_store::<M, O>(call, body).await.0;
                 }
                 Landed::Nothing => {
-                    if let Lookup::Fresh(value, _) = self.peek::<O>(call) {
+                    if let Lookup::Fresh(value, _) = self.peek::<M, O>(call).await {
                         return O::from_stored(value);
                     }
                     self.tell(
@@ -377,18 +393,20 @@ impl Inner {
         }
     }
 
-    /// The one thread of this process computing the call's key: claims it across
-    /// processes, computes and stores, then hands the value to the threads waiting here.
-    fn pilot<O: Outcome>(
+    /// The one caller of this process computing the call's key: claims it
+    /// across processes, computes and stores, then hands the value to the
+    /// callers waiting here.
+    async fn pilot<M: Mode, O: Outcome>(
         self: &Arc<Self>,
         call: &Call,
         pilot: Pilot,
-        compute: impl FnOnce() -> O,
+        body: impl Body<O>,
         deadline: Option<Instant>,
     ) -> O {
+        let key = call.key;
         let mut pause = Duration::from_millis(1);
         let claim = loop {
-            match self.core.try_claim(&call.key) {
+            match M::io(&self.core, move |core| core.try_claim(&key)).await {
                 Ok(Some(claim)) => break Some(claim),
                 Ok(None) => {}
                 Err(e) => {
@@ -402,35 +420,35 @@ impl Inner {
             }
             self.tell(call, "waiting for another process computing it");
             let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
-            thread::sleep(pause.min(left));
+            M::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_POLL);
-            if let Lookup::Fresh(value, bytes) = self.peek::<O>(call) {
+            if let Lookup::Fresh(value, bytes) = self.peek::<M, O>(call).await {
                 pilot.land(Some(bytes));
                 return O::from_stored(value);
             }
         };
         // Another caller may have stored the value between our lookup and our claim.
         if claim.is_some()
-            && let Lookup::Fresh(value, bytes) = self.peek::<O>(call)
+            && let Lookup::Fresh(value, bytes) = self.peek::<M, O>(call).await
         {
             pilot.land(Some(bytes));
             return O::from_stored(value);
         }
-        let (outcome, bytes) = self.compute_and_store(call, compute);
+        let (outcome, bytes) = self.compute_and_store::<M, O>(call, body).await;
         drop(claim);
         pilot.land(bytes);
         outcome
     }
 
     /// Runs the body and stores what it returns if that is cacheable; returns the
-    /// result and its encoding (for threads waiting on this computation).
-    fn compute_and_store<O: Outcome>(
+    /// result and its encoding (for the callers waiting on this computation).
+    async fn compute_and_store<M: Mode, O: Outcome>(
         self: &Arc<Self>,
         call: &Call,
-        compute: impl FnOnce() -> O,
+        body: impl Body<O>,
     ) -> (O, Option<Arc<[u8]>>) {
         Stats::bump(&self.stats.recalculations);
-        let outcome = compute();
+        let outcome = body.run().await;
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
@@ -454,8 +472,8 @@ impl Inner {
             self.tell(call, &event);
             return (outcome, Some(bytes));
         }
-        let entry = Entry::new(SystemTime::now(), Arc::clone(&bytes));
-        match self.core.set(&call.key, &entry) {
+        let (key, entry) = (call.key, Entry::new(SystemTime::now(), Arc::clone(&bytes)));
+        match M::io(&self.core, move |core| core.set(&key, &entry)).await {
             Ok(()) => {
                 self.tell(call, "stored");
                 self.maybe_reclaim(call.settings.verbose);
@@ -466,31 +484,32 @@ impl Inner {
     }
 
     /// Starts a `next_time` refresh of the call's key in the background, unless
-    /// a thread of this process computes it already.
+    /// a caller of this process computes it already.
     fn spawn_refresh<O: Outcome + 'static>(self: &Arc<Self>, call: Call, job: Job<O>) {
-        let Join::Pilot(pilot) = self.flights.join(call.key) else {
+        let Join::Pilot(pilot) = self.flights.join(call.key, 0) else {
             return;
         };
         let this = Arc::clone(self);
         self.background.spawn(&self.function, move || {
-            pilot.board();
-            this.refresh(&call, job, pilot);
+            pilot.board(Blocking::caller());
+            block_on(this.refresh::<Blocking, O>(&call, Foreground(job), pilot));
         });
     }
 
     /// A `next_time` refresh: recomputes the call's key unless another process
     /// holds its claim or has refreshed it already.
-    fn refresh<O: Outcome>(self: &Arc<Self>, call: &Call, job: Job<O>, pilot: Pilot) {
-        let claim = match self.core.try_claim(&call.key) {
+    async fn refresh<M: Mode, O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>, pilot: Pilot) {
+        let key = call.key;
+        let claim = match M::io(&self.core, move |core| core.try_claim(&key)).await {
             Ok(Some(claim)) => claim,
             Ok(None) => return self.tell(call, "refresh skipped: another process computes it"),
             Err(e) => return self.cache_error("claiming a key to refresh it", &e),
         };
-        if let Lookup::Fresh(_, bytes) = self.peek::<O>(call) {
+        if let Lookup::Fresh(_, bytes) = self.peek::<M, O>(call).await {
             self.tell(call, "refresh skipped: already fresh");
             return pilot.land(Some(bytes));
         }
-        let (_, bytes) = self.compute_and_store(call, job);
+        let (_, bytes) = self.compute_and_store::<M, O>(call, body).await;
         drop(claim);
         pilot.land(bytes);
     }
