@@ -51,6 +51,8 @@ pub use crate::cores::memory::MemoryCore;
 #[cfg(feature = "mongo")]
 pub use crate::cores::mongo::{MongoCore, MongoParams};
 pub use crate::cores::{Claim, Core};
+#[cfg(feature = "async")]
+pub use crate::engine::TaskJob;
 pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};

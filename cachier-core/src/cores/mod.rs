@@ -92,6 +92,13 @@ pub trait Core: Send + Sync + 'static {
     fn dpath(&self) -> Option<PathBuf> {
         None
     }
+
+    /// Whether an operation may wait on the network, so that async callers run
+    /// it off their executor's threads. Local stores (memory, files) answer in
+    /// microseconds and run inline.
+    fn waits_on_network(&self) -> bool {
+        false
+    }
 }
 
 /// Proof that this caller holds the claim on one key: it alone computes it.
@@ -157,6 +164,9 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
     fn dpath(&self) -> Option<PathBuf> {
         (**self).dpath()
+    }
+    fn waits_on_network(&self) -> bool {
+        (**self).waits_on_network()
     }
 }
 

@@ -336,6 +336,10 @@ impl Core for MongoCore {
         self.with_collection(|c| c.delete_many(stale).run())
             .map(|r| r.deleted_count)
     }
+
+    fn waits_on_network(&self) -> bool {
+        true
+    }
 }
 
 impl MongoCore {

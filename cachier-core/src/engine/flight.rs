@@ -3,14 +3,20 @@
 //!
 //! A flight that lands without a value (a result that is not cached, or a
 //! panic) does not release a herd: each passenger joins again, so the next
-//! computation of the key is again one pilot's, with the others waiting. A
-//! thread that asks for a key it is itself computing (a re-entrant call) is
-//! told so instead of waiting for itself.
+//! computation of the key is again one pilot's, with the others waiting.
+//!
+//! A call made from within the body computing its own key (a re-entrant call)
+//! is told so instead of waiting for itself: a body is marked as computing its
+//! key while it is polled ([`Computing`]), which tells a nested call apart from
+//! a sibling call of the same thread or task (`tokio::join!`).
 //!
 //! A passenger waits as its [`Mode`] says: a thread blocks, a task yields.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use event_listener::Event;
@@ -24,8 +30,6 @@ pub(crate) struct Flights(Arc<Mutex<KeyMap<Arc<Flight>>>>);
 
 #[derive(Default)]
 pub(crate) struct Flight {
-    /// The caller computing (see [`Mode::caller`]).
-    pilot: AtomicU64,
     landing: Mutex<Landing>,
     landed: Event,
 }
@@ -45,7 +49,7 @@ pub(crate) enum Join {
     Pilot(Pilot),
     /// Another thread computes it: wait for its value.
     Passenger(Arc<Flight>),
-    /// This very caller computes it further up its stack.
+    /// The body being polled computes it, further up the stack.
     Reentrant,
 }
 
@@ -74,25 +78,63 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Flights {
-    /// Joins the flight of `key` as `caller` (see [`Mode::caller`]).
-    pub fn join(&self, key: Key, caller: u64) -> Join {
+    /// Joins the flight of `key`.
+    pub fn join(&self, key: Key) -> Join {
+        if COMPUTING.with(|computing| computing.borrow().contains(&(self.id(), key))) {
+            return Join::Reentrant;
+        }
         let mut flights = lock(&self.0);
         if let Some(flight) = flights.get(&key) {
-            if flight.pilot.load(Ordering::Relaxed) == caller {
-                return Join::Reentrant;
-            }
             return Join::Passenger(Arc::clone(flight));
         }
-        let flight = Arc::new(Flight {
-            pilot: AtomicU64::new(caller),
-            ..Flight::default()
-        });
+        let flight = Arc::new(Flight::default());
         flights.insert(key, Arc::clone(&flight));
         Join::Pilot(Pilot {
             flights: self.clone(),
             key,
             flight,
         })
+    }
+
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.0).addr()
+    }
+}
+
+thread_local! {
+    /// The keys whose bodies are being polled on this thread, by function.
+    static COMPUTING: RefCell<Vec<(usize, Key)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A body computing `key`, marked as such while it is polled.
+pub(crate) struct Computing<F> {
+    mark: (usize, Key),
+    body: Pin<Box<F>>,
+}
+
+impl<F: Future> Computing<F> {
+    pub fn new(flights: &Flights, key: Key, body: F) -> Self {
+        Computing {
+            mark: (flights.id(), key),
+            body: Box::pin(body),
+        }
+    }
+}
+
+impl<F: Future> Future for Computing<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        /// Unmarks when dropped, even if the body panics.
+        struct Marked;
+        impl Drop for Marked {
+            fn drop(&mut self) {
+                COMPUTING.with(|computing| computing.borrow_mut().pop());
+            }
+        }
+        COMPUTING.with(|computing| computing.borrow_mut().push(self.mark));
+        let _marked = Marked;
+        self.body.as_mut().poll(cx)
     }
 }
 
@@ -124,12 +166,6 @@ impl Flight {
 }
 
 impl Pilot {
-    /// Makes `caller` the one computing (for a pilot handed to a background
-    /// thread or task).
-    pub fn board(&self, caller: u64) {
-        self.flight.pilot.store(caller, Ordering::Relaxed);
-    }
-
     /// Hands `value` (if any) to the waiting threads and ends the flight.
     pub fn land(self, value: Option<Arc<[u8]>>) {
         if let Some(value) = value {
@@ -155,11 +191,11 @@ mod tests {
     use std::sync::Barrier;
     use std::time::Duration;
 
-    use super::super::mode::{Blocking, block_on, thread_number};
+    use super::super::mode::{Blocking, block_on};
     use super::*;
 
     fn join(flights: &Flights, n: u8) -> Join {
-        flights.join(key(n), thread_number())
+        flights.join(key(n))
     }
 
     fn wait(flight: &Flight, deadline: Option<Instant>) -> Landed {
@@ -206,18 +242,26 @@ mod tests {
     }
 
     #[test]
-    fn the_pilots_own_thread_is_told_it_is_reentrant() {
+    fn only_a_call_from_within_the_computing_body_is_reentrant() {
         let flights = Flights::default();
-        let pilot = pilot(&flights, 1);
-        assert!(matches!(join(&flights, 1), Join::Reentrant));
-        // Handed to another thread, the flight is that thread's.
-        let flights2 = flights.clone();
-        std::thread::spawn(move || {
-            pilot.board(thread_number());
-            assert!(matches!(join(&flights2, 1), Join::Reentrant));
-        })
-        .join()
-        .unwrap();
+        let _pilot = pilot(&flights, 1);
+        // The pilot's own thread, outside the body: a sibling call, which waits.
+        assert!(matches!(join(&flights, 1), Join::Passenger(_)));
+        let nested = block_on(Computing::new(&flights, key(1), async {
+            (
+                matches!(join(&flights, 1), Join::Reentrant),
+                matches!(join(&flights, 2), Join::Pilot(_)),
+            )
+        }));
+        assert_eq!(
+            nested,
+            (true, true),
+            "inside the body: its own key is re-entrant, others are not"
+        );
+        assert!(
+            matches!(join(&flights, 1), Join::Passenger(_)),
+            "the mark ends with the poll"
+        );
     }
 
     #[test]

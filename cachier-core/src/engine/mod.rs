@@ -27,7 +27,9 @@ use serde::Serialize;
 use self::background::{Background, once_per};
 pub use self::builder::FunctionCacheBuilder;
 use self::call::{Call, FunctionOptions, Settings};
-use self::flight::{Flights, Join, Landed, Pilot};
+use self::flight::{Computing, Flights, Join, Landed, Pilot};
+#[cfg(feature = "async")]
+use self::mode::Tokio;
 use self::mode::{Blocking, Mode, block_on};
 use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config;
@@ -41,6 +43,10 @@ use crate::stats::{CacheInfo, Stats};
 
 /// A call with owned copies of its arguments, runnable on another thread.
 pub type Job<O> = Box<dyn FnOnce() -> O + Send>;
+
+/// An async call with owned copies of its arguments, runnable as a task of its own.
+#[cfg(feature = "async")]
+pub type TaskJob<O> = std::pin::Pin<Box<dyn Future<Output = O> + Send>>;
 
 /// Longest pause between two looks at a key another process is computing.
 const MAX_POLL: Duration = Duration::from_millis(100);
@@ -158,6 +164,62 @@ impl FunctionCache {
         block_on(self.run::<Blocking, O>(opts, key, Refreshable(job)))
     }
 
+    /// [`call`](Self::call) for an async body: the caller awaits, and waiting for
+    /// another caller computing the same key (a task, a thread, or a process)
+    /// never blocks the executor's thread. Cores that wait on the network
+    /// (MongoDB) run on tokio's blocking pool; the file and memory cores answer
+    /// in microseconds and run inline. Dropping the future while it computes
+    /// releases its claim: a waiting caller computes instead.
+    ///
+    /// The future is `Send` when `compute` and the result are.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// use cachier_core::{Backend, CallOptions, FunctionCache, Plain};
+    /// let cache = FunctionCache::builder("doc::fetch").backend(Backend::Memory).build();
+    /// let fetch = |url: &str| {
+    ///     let key = cache.key(url);
+    ///     let url = url.to_owned();
+    ///     let cache = &cache;
+    ///     async move { cache.call_async(&CallOptions::DEFAULT, key, async move { Plain(url.len()) }).await.0 }
+    /// };
+    /// let (a, b, c) = tokio::join!(fetch("https://a"), fetch("https://a"), fetch("https://a"));
+    /// assert_eq!((a, b, c), (9, 9, 9));
+    /// assert_eq!(cache.info().recalculations, 1);
+    /// # });
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn call_async<O: Outcome + 'static>(
+        &self,
+        opts: &CallOptions,
+        key: Result<Key>,
+        compute: impl Future<Output = O>,
+    ) -> O {
+        self.run::<Tokio, O>(opts, key, Awaited(compute)).await
+    }
+
+    /// [`call_async`](Self::call_async) for `next_time` functions: `job` makes
+    /// an owned, `Send` copy of the call, so that a stale entry can be returned
+    /// at once while the copy recomputes it as a task of the caller's tokio
+    /// runtime (or, outside one, on a thread of its own).
+    #[cfg(feature = "async")]
+    pub async fn call_refreshable_async<O: Outcome + Send + 'static>(
+        &self,
+        opts: &CallOptions,
+        key: Result<Key>,
+        job: impl FnOnce() -> TaskJob<O>,
+    ) -> O {
+        self.run::<Tokio, O>(opts, key, RefreshableTask(job)).await
+    }
+
+    /// [`wait_for_background`](Self::wait_for_background) without blocking the
+    /// executor, for async functions (whose refreshes are tasks of the runtime
+    /// this awaits on).
+    #[cfg(feature = "async")]
+    pub async fn wait_for_background_async(&self) {
+        self.inner.background.idle::<Tokio>().await;
+    }
+
     /// The decision tree of one call, for callers waiting as `M` says.
     async fn run<M: Mode, O: Outcome + 'static>(
         &self,
@@ -192,10 +254,9 @@ impl FunctionCache {
             Lookup::Stale(value) => {
                 Stats::bump(&this.stats.stale_hits);
                 if this.options.next_time {
-                    match body.into_job() {
-                        Ok(job) => {
+                    match body.refresh(this, call) {
+                        Ok(()) => {
                             this.tell(&call, "stale: returned, refreshing in the background");
-                            this.spawn_refresh(call, job);
                             return O::from_stored(value);
                         }
                         Err(body) => return this.recompute_stale::<M, O>(&call, body).await,
@@ -258,7 +319,7 @@ impl FunctionCache {
     /// (`next_time` refreshes, stale-entry cleanups, reclaims) has finished. Call
     /// it before exiting to keep the results of refreshes still under way.
     pub fn wait_for_background(&self) {
-        self.inner.background.wait_idle();
+        block_on(self.inner.background.idle::<Blocking>());
     }
 
     /// The core behind this cache.
@@ -269,11 +330,12 @@ impl FunctionCache {
 }
 
 /// A function body as the engine runs it: in the call (a future that the
-/// call awaits), or (for `next_time`) as an owned job in the background.
+/// call awaits), or (for `next_time`) from an owned copy in the background.
 trait Body<O>: Sized {
     fn run(self) -> impl Future<Output = O>;
-    /// The body as a job for a background thread, or itself if it cannot be one.
-    fn into_job(self) -> Result<Job<O>, Self>;
+    /// Starts a background refresh of `call` with an owned copy of this body,
+    /// or gives the body back if it cannot make one.
+    fn refresh(self, inner: &Arc<Inner>, call: Call) -> Result<(), Self>;
 }
 
 /// A sync body, run when the call's future is polled.
@@ -283,20 +345,59 @@ impl<O, F: FnOnce() -> O> Body<O> for Foreground<F> {
     async fn run(self) -> O {
         (self.0)()
     }
-    fn into_job(self) -> Result<Job<O>, Self> {
+    fn refresh(self, _: &Arc<Inner>, _: Call) -> Result<(), Self> {
         Err(self)
     }
 }
 
-/// A sync body that can make an owned copy of itself.
+/// A sync body that can make an owned copy of itself, refreshed on a thread.
 struct Refreshable<F>(F);
 
-impl<O, F: FnOnce() -> Job<O>> Body<O> for Refreshable<F> {
+impl<O: Outcome + 'static, F: FnOnce() -> Job<O>> Body<O> for Refreshable<F> {
     async fn run(self) -> O {
         (self.0)()()
     }
-    fn into_job(self) -> Result<Job<O>, Self> {
-        Ok((self.0)())
+    fn refresh(self, inner: &Arc<Inner>, call: Call) -> Result<(), Self> {
+        let job = (self.0)();
+        if let Some(pilot) = inner.refresh_pilot(&call) {
+            let this = Arc::clone(inner);
+            let refresh = move || this.refresh::<Blocking, O>(call, Foreground(job), pilot);
+            inner.background.spawn_thread(&inner.function, refresh);
+        }
+        Ok(())
+    }
+}
+
+/// An async body: the future the call awaits.
+#[cfg(feature = "async")]
+struct Awaited<F>(F);
+
+#[cfg(feature = "async")]
+impl<O, F: Future<Output = O>> Body<O> for Awaited<F> {
+    fn run(self) -> impl Future<Output = O> {
+        self.0
+    }
+    fn refresh(self, _: &Arc<Inner>, _: Call) -> Result<(), Self> {
+        Err(self)
+    }
+}
+
+/// An async body that can make an owned copy of itself, refreshed as a task.
+#[cfg(feature = "async")]
+struct RefreshableTask<F>(F);
+
+#[cfg(feature = "async")]
+impl<O: Outcome + Send + 'static, F: FnOnce() -> TaskJob<O>> Body<O> for RefreshableTask<F> {
+    fn run(self) -> impl Future<Output = O> {
+        (self.0)()
+    }
+    fn refresh(self, inner: &Arc<Inner>, call: Call) -> Result<(), Self> {
+        let task = (self.0)();
+        if let Some(pilot) = inner.refresh_pilot(&call) {
+            let refresh = Arc::clone(inner).refresh::<Tokio, O>(call, Awaited(task), pilot);
+            inner.background.spawn_task(&inner.function, refresh);
+        }
+        Ok(())
     }
 }
 
@@ -332,7 +433,7 @@ impl Inner {
         call: &Call,
     ) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
         let key = call.key;
-        let entry = match M::io(&self.core, move |core| core.get(&key)).await {
+        let entry = match M::get(&self.core, key).await {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(Lookup::Missing),
             Err(e) => return Err(("reading an entry (treated as a miss)", e)),
@@ -359,7 +460,7 @@ impl Inner {
             .wait_for_calc_timeout
             .map(|timeout| Instant::now() + timeout);
         loop {
-            let flight = match self.flights.join(call.key, M::caller()) {
+            let flight = match self.flights.join(call.key) {
                 Join::Pilot(pilot) => return self.pilot::<M, O>(call, pilot, body, deadline).await,
                 Join::Passenger(flight) => flight,
                 Join::Reentrant => {
@@ -406,7 +507,7 @@ impl Inner {
         let key = call.key;
         let mut pause = Duration::from_millis(1);
         let claim = loop {
-            match M::io(&self.core, move |core| core.try_claim(&key)).await {
+            match M::try_claim(&self.core, key).await {
                 Ok(Some(claim)) => break Some(claim),
                 Ok(None) => {}
                 Err(e) => {
@@ -448,7 +549,7 @@ impl Inner {
         body: impl Body<O>,
     ) -> (O, Option<Arc<[u8]>>) {
         Stats::bump(&self.stats.recalculations);
-        let outcome = body.run().await;
+        let outcome = Computing::new(&self.flights, call.key, body.run()).await;
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
@@ -473,7 +574,7 @@ impl Inner {
             return (outcome, Some(bytes));
         }
         let (key, entry) = (call.key, Entry::new(SystemTime::now(), Arc::clone(&bytes)));
-        match M::io(&self.core, move |core| core.set(&key, &entry)).await {
+        match M::set(&self.core, key, entry).await {
             Ok(()) => {
                 self.tell(call, "stored");
                 self.maybe_reclaim(call.settings.verbose);
@@ -483,24 +584,21 @@ impl Inner {
         (outcome, Some(bytes))
     }
 
-    /// Starts a `next_time` refresh of the call's key in the background, unless
-    /// a caller of this process computes it already.
-    fn spawn_refresh<O: Outcome + 'static>(self: &Arc<Self>, call: Call, job: Job<O>) {
-        let Join::Pilot(pilot) = self.flights.join(call.key, 0) else {
-            return;
-        };
-        let this = Arc::clone(self);
-        self.background.spawn(&self.function, move || {
-            pilot.board(Blocking::caller());
-            block_on(this.refresh::<Blocking, O>(&call, Foreground(job), pilot));
-        });
+    /// The pilot of a `next_time` refresh of the call's key, unless a caller of
+    /// this process computes the key already.
+    fn refresh_pilot(&self, call: &Call) -> Option<Pilot> {
+        match self.flights.join(call.key) {
+            Join::Pilot(pilot) => Some(pilot),
+            Join::Passenger(_) | Join::Reentrant => None,
+        }
     }
 
-    /// A `next_time` refresh: recomputes the call's key unless another process
-    /// holds its claim or has refreshed it already.
-    async fn refresh<M: Mode, O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>, pilot: Pilot) {
-        let key = call.key;
-        let claim = match M::io(&self.core, move |core| core.try_claim(&key)).await {
+    /// A `next_time` refresh, run in the background by a caller of mode `M`:
+    /// recomputes the call's key unless another process holds its claim or has
+    /// refreshed it already.
+    async fn refresh<M: Mode, O: Outcome>(self: Arc<Self>, call: Call, body: impl Body<O>, pilot: Pilot) {
+        let (call, key) = (&call, call.key);
+        let claim = match M::try_claim(&self.core, key).await {
             Ok(Some(claim)) => claim,
             Ok(None) => return self.tell(call, "refresh skipped: another process computes it"),
             Err(e) => return self.cache_error("claiming a key to refresh it", &e),
@@ -525,7 +623,7 @@ impl Inner {
         }
         let this = Arc::clone(self);
         let verbose = settings.verbose;
-        self.background.spawn(&self.function, move || {
+        self.background.spawn_thread(&self.function, move || async move {
             let cutoff = SystemTime::now() - stale_after;
             match this.core.delete_stale(cutoff) {
                 Ok(n) => this.report(verbose, &format!("cleanup deleted {n} stale entries"), None),
@@ -541,8 +639,8 @@ impl Inner {
             return;
         }
         let this = Arc::clone(self);
-        self.background
-            .spawn(&self.function, move || match this.core.reclaim() {
+        self.background.spawn_thread(&self.function, move || async move {
+            match this.core.reclaim() {
                 Ok(0) => {}
                 Ok(n) => this.report(
                     verbose,
@@ -550,7 +648,8 @@ impl Inner {
                     None,
                 ),
                 Err(e) => this.cache_error("reclaiming files left by dead writers", &e),
-            });
+            }
+        });
     }
 
     fn cache_error(&self, doing: &str, error: &Error) {

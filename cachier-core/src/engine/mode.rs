@@ -2,7 +2,8 @@
 //! differently. The decision tree of a call is written once, as `async` code
 //! generic over a [`Mode`]; a sync call drives it with [`block_on`] in the
 //! [`Blocking`] mode, whose waits block the thread, so its future is ready at
-//! the first poll.
+//! the first poll. An async call awaits it in the `Tokio` mode (feature
+//! `async`), whose waits yield to the executor.
 
 use std::future::Future;
 use std::pin::pin;
@@ -13,35 +14,36 @@ use std::time::{Duration, Instant};
 
 use event_listener::{EventListener, Listener};
 
-use crate::cores::Core;
+use crate::cores::{Claim, Core};
+use crate::entry::Entry;
+use crate::error::Result;
+use crate::key::Key;
 
 /// What waiting means for one kind of caller.
 pub(crate) trait Mode {
-    /// The caller computing a key (a thread, or a task), for re-entrancy.
-    fn caller() -> u64;
-
     /// Pauses the caller for `pause`.
     fn sleep(pause: Duration) -> impl Future<Output = ()> + Send;
 
     /// Waits until `listener` is notified (`true`) or `deadline` passes (`false`).
     fn listen(listener: EventListener, deadline: Option<Instant>) -> impl Future<Output = bool> + Send;
 
-    /// Runs one operation of `core`: inline, or away from the caller's executor
-    /// when the core waits on the network.
-    fn io<T: Send + 'static>(
-        core: &Arc<dyn Core>,
-        op: impl FnOnce(&dyn Core) -> T + Send + 'static,
-    ) -> impl Future<Output = T> + Send;
+    // The operations of a core a call makes: inline, or away from the caller's
+    // executor when the core waits on the network.
+
+    /// [`Core::get`].
+    fn get(core: &Arc<dyn Core>, key: Key) -> impl Future<Output = Result<Option<Entry>>> + Send;
+
+    /// [`Core::set`].
+    fn set(core: &Arc<dyn Core>, key: Key, entry: Entry) -> impl Future<Output = Result<()>> + Send;
+
+    /// [`Core::try_claim`].
+    fn try_claim(core: &Arc<dyn Core>, key: Key) -> impl Future<Output = Result<Option<Claim>>> + Send;
 }
 
 /// Sync callers: every wait blocks the calling thread.
 pub(crate) struct Blocking;
 
 impl Mode for Blocking {
-    fn caller() -> u64 {
-        thread_number()
-    }
-
     async fn sleep(pause: Duration) {
         thread::sleep(pause);
     }
@@ -56,28 +58,73 @@ impl Mode for Blocking {
         }
     }
 
-    async fn io<T: Send + 'static>(
-        core: &Arc<dyn Core>,
-        op: impl FnOnce(&dyn Core) -> T + Send + 'static,
-    ) -> T {
-        op(&**core)
+    async fn get(core: &Arc<dyn Core>, key: Key) -> Result<Option<Entry>> {
+        core.get(&key)
+    }
+
+    async fn set(core: &Arc<dyn Core>, key: Key, entry: Entry) -> Result<()> {
+        core.set(&key, &entry)
+    }
+
+    async fn try_claim(core: &Arc<dyn Core>, key: Key) -> Result<Option<Claim>> {
+        core.try_claim(&key)
     }
 }
 
-/// A number for the calling thread, unique in the process and never zero.
-pub(crate) fn thread_number() -> u64 {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static NUMBER: Cell<u64> = const { Cell::new(0) };
-    }
-    NUMBER.with(|number| {
-        if number.get() == 0 {
-            number.set(NEXT.fetch_add(1, Ordering::Relaxed));
+/// Async callers on a tokio runtime: waits yield to the executor, and the
+/// operations of cores that wait on the network run on tokio's blocking pool.
+/// Outside a runtime (another executor), claim polls sleep the thread.
+#[cfg(feature = "async")]
+pub(crate) struct Tokio;
+
+#[cfg(feature = "async")]
+impl Mode for Tokio {
+    async fn sleep(pause: Duration) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::time::sleep(pause).await;
+        } else {
+            thread::sleep(pause);
         }
-        number.get()
-    })
+    }
+
+    async fn listen(listener: EventListener, deadline: Option<Instant>) -> bool {
+        match deadline {
+            None => {
+                listener.await;
+                true
+            }
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), listener).await.is_ok(),
+        }
+    }
+
+    async fn get(core: &Arc<dyn Core>, key: Key) -> Result<Option<Entry>> {
+        offload(core, move |core| core.get(&key)).await
+    }
+
+    async fn set(core: &Arc<dyn Core>, key: Key, entry: Entry) -> Result<()> {
+        offload(core, move |core| core.set(&key, &entry)).await
+    }
+
+    async fn try_claim(core: &Arc<dyn Core>, key: Key) -> Result<Option<Claim>> {
+        offload(core, move |core| core.try_claim(&key)).await
+    }
+}
+
+/// Runs `op` on `core` inline, or on tokio's blocking pool when the core waits
+/// on the network and a runtime is there.
+#[cfg(feature = "async")]
+async fn offload<T: Send + 'static>(
+    core: &Arc<dyn Core>,
+    op: impl FnOnce(&dyn Core) -> T + Send + 'static,
+) -> T {
+    if !core.waits_on_network() || tokio::runtime::Handle::try_current().is_err() {
+        return op(&**core);
+    }
+    let core = Arc::clone(core);
+    match tokio::task::spawn_blocking(move || op(&*core)).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }
 
 /// Runs `future` to completion on this thread. A future of the [`Blocking`]
@@ -123,12 +170,5 @@ mod tests {
         // `EventListener` as a future returns Pending until notified.
         block_on(listener);
         notifier.join().unwrap();
-    }
-
-    #[test]
-    fn thread_numbers_differ_between_threads() {
-        let here = thread_number();
-        assert_eq!(here, thread_number());
-        assert_ne!(thread::spawn(thread_number).join().unwrap(), here);
     }
 }
