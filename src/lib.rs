@@ -43,4 +43,11 @@ pub mod __private {
     pub fn key_arg<T: ?Sized + KeyArg>(arg: &T) -> &T {
         arg
     }
+
+    /// Passes the future of a cached `async fn` called as `f(..)` through,
+    /// requiring it to be `Send`; rustc's error then names this function, and
+    /// so the fix: a body whose future is not `Send` needs `#[cachier(local)]`.
+    pub fn require_send_or_write_cachier_local<F: core::future::Future + Send>(future: F) -> F {
+        future
+    }
 }

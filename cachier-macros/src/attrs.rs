@@ -44,12 +44,14 @@ pub struct Attrs {
     pub cleanup_interval: Option<Located<TokenStream>>,
     /// Replaces the body digest in the function's identity.
     pub version: Option<Located<String>>,
+    /// An `async fn` whose future is not `Send`.
+    pub local: Option<Located<bool>>,
     /// The path of the `cachier` crate, for users who renamed it.
     pub krate: Option<Path>,
 }
 
 const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
-                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, crate";
+                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, local, crate";
 
 impl Attrs {
     /// Parses every option it can, recording an error for each one it cannot.
@@ -97,6 +99,7 @@ impl Attrs {
                 fill(&mut self.cleanup_interval, &name, span, interval)
             }
             "version" => fill(&mut self.version, &name, span, text(&meta)?),
+            "local" => fill(&mut self.local, &name, span, flag(&meta)?),
             "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
             _ => Err(syn::Error::new_spanned(
                 meta.path(),

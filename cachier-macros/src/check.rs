@@ -85,6 +85,14 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
 
 /// Options that depend on the function's signature.
 pub fn against_signature(attrs: &Attrs, sig: &Signature, errors: &mut Errors) {
+    if let Some(local) = attrs.local.as_ref().filter(|l| l.value)
+        && !sig.is_async
+    {
+        errors.push(error(
+            local.span,
+            "`local` is for an `async fn` whose future is not `Send`; a sync function has no future",
+        ));
+    }
     if let Some(allow_none) = &attrs.allow_none
         && sig.returns != Returns::Option
     {

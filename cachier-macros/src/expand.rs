@@ -8,6 +8,11 @@
 //! - `const foo: __cachier_fn_foo`, which derefs to a pointer to the cached
 //!   entry point, so `foo(a)` calls through the cache and `foo.clear_cache()`
 //!   reaches the controls.
+//!
+//! For an `async fn` the same items are made, with the body and the per-call
+//! controls `async`; the entry point returns the call's future boxed, `Send`
+//! (a pointer type cannot name the future itself), and `foo.call_with(..)`
+//! awaits it unboxed, with no `Send` bound.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -34,11 +39,6 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
 
     let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
     let decls: Vec<_> = sig.args.iter().map(|a| a.declaration()).collect();
-    let types: Vec<_> = sig.args.iter().map(|a| &a.ty).collect();
-    let binder = (!sig.lifetimes.is_empty()).then(|| {
-        let lifetimes = &sig.lifetimes;
-        quote!(for<#(#lifetimes),*>)
-    });
     let (wrapper, wrapper_type) = match sig.returns {
         Returns::Plain => (quote!(#krate::Plain), quote!(#krate::Plain<_>)),
         Returns::Result => (quote!(#krate::OkOnly), quote!(#krate::OkOnly<_, _>)),
@@ -50,12 +50,28 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
     };
     let builder = builder(attrs, sig, &krate, &name.to_string(), &code_version);
     let key = key_expression(attrs, sig, &krate);
+    let (asyncness, dot_await) = match sig.is_async {
+        true => (quote!(async), quote!(.await)),
+        false => (quote!(), quote!()),
+    };
     let call = if attrs.next_time.as_ref().is_some_and(|n| n.value) {
         refreshable_call(sig, &krate, &wrapper, &wrapper_type)
+    } else if sig.is_async {
+        quote! {
+            Self::__cachier_cache().call_async(__cachier_options, __cachier_key, async move {
+                #wrapper(Self::__cachier_body(#(#names),*).await)
+            }).await.0
+        }
     } else {
         quote! {
             Self::__cachier_cache().call(__cachier_options, __cachier_key, move || #wrapper(Self::__cachier_body(#(#names),*))).0
         }
+    };
+    let local = attrs.local.as_ref().is_some_and(|l| l.value);
+    let (entry_point, pointer) = entry_point(sig, local, generics, &holder, &krate);
+    let wait_for_background = match sig.is_async {
+        true => quote!(Self::__cachier_cache().wait_for_background_async().await),
+        false => quote!(Self::__cachier_cache().wait_for_background()),
     };
 
     quote! {
@@ -73,11 +89,9 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
         #(#cfgs)*
         impl #holder {
             #(#others)*
-            fn __cachier_body #generics (#body_inputs) -> #output #where_clause #block
+            #asyncness fn __cachier_body #generics (#body_inputs) -> #output #where_clause #block
 
-            fn __cachier_cached #generics (#(#decls),*) -> #output #where_clause {
-                #holder.call_with(&#krate::CallOptions::DEFAULT, #(#names),*)
-            }
+            #entry_point
 
             fn __cachier_cache() -> &'static #krate::FunctionCache {
                 static __CACHIER_CACHE: #krate::__private::LazyLock<#krate::FunctionCache> =
@@ -86,24 +100,24 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
             }
 
             /// Calls the function with per-call cache options.
-            pub fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
+            pub #asyncness fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
                 let __cachier_key = #key;
                 #call
             }
 
             /// Runs the body; the cache is neither read nor written.
-            pub fn ignore_cache #generics (&self, #(#decls),*) -> #output #where_clause {
-                self.call_with(&#krate::CallOptions::new().ignore_cache(true), #(#names),*)
+            pub #asyncness fn ignore_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().ignore_cache(true), #(#names),*) #dot_await
             }
 
             /// Runs the body and stores its result, replacing any entry.
-            pub fn overwrite_cache #generics (&self, #(#decls),*) -> #output #where_clause {
-                self.call_with(&#krate::CallOptions::new().overwrite_cache(true), #(#names),*)
+            pub #asyncness fn overwrite_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().overwrite_cache(true), #(#names),*) #dot_await
             }
 
             /// A normal call that reports each cache decision through `tracing` and on stderr.
-            pub fn verbose_cache #generics (&self, #(#decls),*) -> #output #where_clause {
-                self.call_with(&#krate::CallOptions::new().verbose(true), #(#names),*)
+            pub #asyncness fn verbose_cache #generics (&self, #(#decls),*) -> #output #where_clause {
+                self.call_with(&#krate::CallOptions::new().verbose(true), #(#names),*) #dot_await
             }
 
             /// Stores `value` as the result for these arguments without running the body.
@@ -133,9 +147,9 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
                 Self::__cachier_cache().info()
             }
 
-            /// Blocks until this function's background work (`next_time` refreshes, cleanups) is done.
-            pub fn wait_for_background(&self) {
-                Self::__cachier_cache().wait_for_background()
+            /// Waits until this function's background work (`next_time` refreshes, cleanups) is done.
+            pub #asyncness fn wait_for_background(&self) {
+                #wait_for_background
             }
 
             /// The runtime cache behind this function.
@@ -147,13 +161,66 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
 
         #(#cfgs)*
         impl ::core::ops::Deref for #holder {
-            type Target = #binder fn(#(#types),*) -> #output;
+            type Target = #pointer;
             fn deref(&self) -> &Self::Target {
-                const __CACHIER_FN: #binder fn(#(#types),*) -> #output = #holder::__cachier_cached;
+                const __CACHIER_FN: #pointer = #holder::__cachier_cached;
                 &__CACHIER_FN
             }
         }
     }
+}
+
+/// `__cachier_cached`, the function `foo` derefs to, and the type of a pointer
+/// to it: for a sync function its own signature; for an async one, its
+/// arguments' elided lifetimes named `'__cachier` and its future boxed, `Send`
+/// unless `local`.
+fn entry_point(
+    sig: &Signature,
+    local: bool,
+    generics: &syn::Generics,
+    holder: &syn::Ident,
+    krate: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
+    let output = &sig.output;
+    let defaults = quote!(&#krate::CallOptions::DEFAULT);
+    if sig.is_async {
+        let named = syn::Lifetime::new("'__cachier", proc_macro2::Span::call_site());
+        let (types, borrowed): (Vec<_>, Vec<_>) =
+            sig.args.iter().map(|a| a.type_with_lifetime(&named)).unzip();
+        // A future borrows the arguments; with none to borrow, it is 'static.
+        let (lifetime, params, binder) = match borrowed.contains(&true) {
+            true => (quote!(#named), quote!(<#named>), quote!(for<#named>)),
+            false => (quote!('static), quote!(), quote!()),
+        };
+        let call = quote!(Self::call_with(&#holder, #defaults, #(#names),*));
+        let (send, call) = match local {
+            true => (quote!(), call),
+            false => (
+                quote!(+ ::core::marker::Send),
+                quote!(#krate::__private::require_send_or_write_cachier_local(#call)),
+            ),
+        };
+        let future = quote!(::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = #output> #send + #lifetime>>);
+        let entry_point = quote! {
+            fn __cachier_cached #params (#(#names: #types),*) -> #future {
+                ::std::boxed::Box::pin(#call)
+            }
+        };
+        return (entry_point, quote!(#binder fn(#(#types),*) -> #future));
+    }
+    let types: Vec<_> = sig.args.iter().map(|a| &a.ty).collect();
+    let binder = (!sig.lifetimes.is_empty()).then(|| {
+        let lifetimes = &sig.lifetimes;
+        quote!(for<#(#lifetimes),*>)
+    });
+    let where_clause = &generics.where_clause;
+    let entry_point = quote! {
+        fn __cachier_cached #generics (#(#names: #types),*) -> #output #where_clause {
+            #holder.call_with(#defaults, #(#names),*)
+        }
+    };
+    (entry_point, quote!(#binder fn(#(#types),*) -> #output))
 }
 
 /// `FunctionCache::builder(..)...build()` for this function's options.
@@ -256,6 +323,14 @@ fn refreshable_call(
             }
             _ => passes.push(quote!(#name)),
         }
+    }
+    if sig.is_async {
+        return quote! {
+            Self::__cachier_cache().call_refreshable_async(__cachier_options, __cachier_key, move || -> #krate::TaskJob<#wrapper_type> {
+                #(#copies)*
+                ::std::boxed::Box::pin(async move { #wrapper(Self::__cachier_body(#(#passes),*).await) })
+            }).await.0
+        };
     }
     quote! {
         Self::__cachier_cache().call_refreshable(__cachier_options, __cachier_key, move || -> #krate::Job<#wrapper_type> {

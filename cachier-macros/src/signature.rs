@@ -6,6 +6,8 @@ use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypePath, WherePredicate};
 
+use syn::visit_mut::VisitMut;
+
 use crate::check::Errors;
 
 /// One argument, `name: Type` (a `mut` stays on the body's own signature).
@@ -26,6 +28,8 @@ pub enum Returns {
 }
 
 pub struct Signature {
+    /// An `async fn`.
+    pub is_async: bool,
     pub args: Vec<Arg>,
     pub returns: Returns,
     /// The return type (`()` when none is written).
@@ -49,12 +53,6 @@ impl Signature {
                 format!("cachier: {what} cannot be cached"),
             ));
         };
-        if let Some(token) = &sig.asyncness {
-            unsupported(
-                token,
-                "`async fn`s are not supported yet: cache a sync function they call;",
-            );
-        }
         if let Some(token) = &sig.constness {
             unsupported(token, "a `const fn`");
         }
@@ -100,7 +98,17 @@ impl Signature {
             .to_string()
             .split_whitespace()
             .collect();
+        if sig.asyncness.is_some()
+            && let Some(lifetime) = lifetimes.first()
+        {
+            errors.push(syn::Error::new_spanned(
+                lifetime,
+                "cachier: an `async fn` with named lifetimes cannot be cached yet: \
+                 write its references with elided lifetimes (`&str`)",
+            ));
+        }
         errors.finish_with(Some(Signature {
+            is_async: sig.asyncness.is_some(),
             returns: returns(&output),
             output,
             args,
@@ -186,5 +194,30 @@ impl Arg {
     pub fn declaration(&self) -> TokenStream {
         let (name, ty) = (&self.name, &self.ty);
         quote!(#name: #ty)
+    }
+
+    /// The type with every elided lifetime (`&T`, `'_`) named `lifetime`, and
+    /// whether it had any.
+    pub fn type_with_lifetime(&self, lifetime: &Lifetime) -> (Type, bool) {
+        struct Name<'a>(&'a Lifetime, bool);
+        impl VisitMut for Name<'_> {
+            fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+                if reference.lifetime.is_none() {
+                    reference.lifetime = Some(self.0.clone());
+                    self.1 = true;
+                }
+                syn::visit_mut::visit_type_reference_mut(self, reference);
+            }
+            fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+                if lifetime.ident == "_" {
+                    *lifetime = self.0.clone();
+                    self.1 = true;
+                }
+            }
+        }
+        let mut ty = self.ty.clone();
+        let mut name = Name(lifetime, false);
+        name.visit_type_mut(&mut ty);
+        (ty, name.1)
     }
 }

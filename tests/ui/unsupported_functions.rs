@@ -6,11 +6,6 @@ fn generic<T: serde::Serialize>(x: T) -> u64 {
 }
 
 #[cachier]
-async fn later(x: u64) -> u64 {
-    x
-}
-
-#[cachier]
 fn pattern((a, b): (u64, u64)) -> u64 {
     a + b
 }

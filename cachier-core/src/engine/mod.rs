@@ -203,13 +203,16 @@ impl FunctionCache {
     /// at once while the copy recomputes it as a task of the caller's tokio
     /// runtime (or, outside one, on a thread of its own).
     #[cfg(feature = "async")]
-    pub async fn call_refreshable_async<O: Outcome + Send + 'static>(
-        &self,
-        opts: &CallOptions,
+    pub fn call_refreshable_async<'a, O: Outcome + Send + 'static>(
+        &'a self,
+        opts: &'a CallOptions,
         key: Result<Key>,
-        job: impl FnOnce() -> TaskJob<O>,
-    ) -> O {
-        self.run::<Tokio, O>(opts, key, RefreshableTask(job)).await
+        job: impl FnOnce() -> TaskJob<O> + Send + 'a,
+    ) -> impl Future<Output = O> + 'a {
+        // Boxed, so that the call's future is `Send` by the box's bound alone:
+        // rustc cannot always prove it through a closure's type.
+        let job: Box<dyn FnOnce() -> TaskJob<O> + Send + 'a> = Box::new(job);
+        self.run::<Tokio, O>(opts, key, RefreshableTask(job))
     }
 
     /// [`wait_for_background`](Self::wait_for_background) without blocking the

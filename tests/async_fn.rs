@@ -1,0 +1,146 @@
+//! `#[cachier]` on `async fn`, as a user writes it (feature `async`): call
+//! sites unchanged, every control, single-flight on one thread, `Send`
+//! futures, `next_time`, and `local` for futures that are not `Send`.
+#![cfg(feature = "async")]
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cachier::{CallOptions, cachier};
+
+fn scratch(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("async_fn")
+        .join(name)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+static FETCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Fetches a page, slowly: yields to the executor while "on the network".
+#[cachier(cache_dir = scratch("fetch"), stale_after = "1h")]
+async fn fetch(url: &str) -> Result<String, String> {
+    FETCHES.fetch_add(1, Ordering::SeqCst);
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    match url.strip_prefix("https://") {
+        Some(host) => Ok(format!("page of {host}")),
+        None => Err(format!("bad url {url}")),
+    }
+}
+
+#[test]
+fn call_sites_stay_the_same_and_every_control_works() {
+    runtime().block_on(async {
+        fetch.clear_cache().unwrap();
+        let runs = || FETCHES.load(Ordering::SeqCst);
+        let before = runs();
+        assert_eq!(fetch("https://a").await, Ok("page of a".into()));
+        assert_eq!(fetch("https://a").await, Ok("page of a".into()));
+        assert_eq!(runs() - before, 1, "the second call is a hit");
+        assert!(fetch("nope").await.is_err());
+        assert!(fetch("nope").await.is_err());
+        assert_eq!(runs() - before, 3, "errors are not cached");
+
+        assert_eq!(fetch.overwrite_cache("https://a").await, Ok("page of a".into()));
+        assert_eq!(fetch.ignore_cache("https://a").await, Ok("page of a".into()));
+        assert_eq!(fetch.verbose_cache("https://a").await, Ok("page of a".into()));
+        assert_eq!(
+            runs() - before,
+            5,
+            "overwrite and ignore run the body, verbose hits"
+        );
+        let stale = CallOptions::new().max_age(std::time::Duration::ZERO);
+        assert_eq!(fetch.call_with(&stale, "https://a").await, Ok("page of a".into()));
+        assert_eq!(runs() - before, 6, "max_age makes the entry stale");
+
+        fetch.precache_value("https://b", Ok("planted".into())).unwrap();
+        assert_eq!(fetch("https://b").await, Ok("planted".into()));
+        assert!(fetch.cache_dpath().unwrap().starts_with(scratch("fetch")));
+        fetch.clear_being_calculated().unwrap();
+        fetch.wait_for_background().await;
+        let info = fetch.cache_info();
+        // Hits: the second call, verbose_cache, the precached value; ignore_cache bypasses the cache.
+        assert_eq!(
+            (info.hits, info.misses, info.stale_hits, info.recalculations),
+            (3, 3, 1, 5)
+        );
+    });
+}
+
+static JOINED: AtomicU64 = AtomicU64::new(0);
+
+#[cachier(backend = "memory")]
+async fn joined(x: u64) -> u64 {
+    JOINED.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    x * 2
+}
+
+#[test]
+fn three_joined_calls_on_one_thread_run_the_body_once() {
+    let values = runtime().block_on(async { tokio::join!(joined(21), joined(21), joined(21)) });
+    assert_eq!(values, (42, 42, 42));
+    assert_eq!(JOINED.load(Ordering::SeqCst), 1);
+}
+
+#[cachier(backend = "memory")]
+async fn spawnable(url: &str) -> String {
+    tokio::task::yield_now().await;
+    url.to_uppercase()
+}
+
+#[test]
+fn the_cached_future_of_a_send_body_can_be_spawned() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let page = runtime.block_on(async { tokio::spawn(spawnable("https://spawned")).await.unwrap() });
+    assert_eq!(page, "HTTPS://SPAWNED");
+}
+
+static REFRESHES: AtomicU64 = AtomicU64::new(0);
+
+#[cachier(backend = "memory", stale_after = "0s", next_time)]
+async fn refreshed(name: &str) -> String {
+    let n = REFRESHES.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::task::yield_now().await;
+    format!("{name} #{n}")
+}
+
+#[test]
+fn next_time_returns_the_stale_value_and_refreshes_as_a_task() {
+    runtime().block_on(async {
+        assert_eq!(refreshed("r").await, "r #1");
+        assert_eq!(refreshed("r").await, "r #1", "stale, returned at once");
+        refreshed.wait_for_background().await;
+        assert_eq!(REFRESHES.load(Ordering::SeqCst), 2);
+        assert_eq!(refreshed.cache_info().stale_hits, 1);
+    });
+}
+
+/// Holds an `Rc` across an `.await`: its future is not `Send`.
+#[cachier(backend = "memory", local)]
+async fn local(x: u64) -> u64 {
+    let shared = Rc::new(x);
+    tokio::task::yield_now().await;
+    *shared + 1
+}
+
+#[test]
+fn local_caches_a_body_whose_future_is_not_send() {
+    runtime().block_on(async {
+        assert_eq!(local(1).await, 2);
+        assert_eq!(local(1).await, 2);
+    });
+    assert_eq!(local.cache_info().hits, 1);
+}
