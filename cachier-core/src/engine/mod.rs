@@ -128,7 +128,7 @@ impl FunctionCache {
         key: Result<Key>,
         compute: impl FnOnce() -> O,
     ) -> O {
-        block_on(self.run::<Blocking, O>(opts, key, Foreground(compute)))
+        self.run_blocking(opts, key, Foreground(compute))
     }
 
     /// [`call`](Self::call) for `next_time` functions: `job` makes an owned copy
@@ -161,7 +161,7 @@ impl FunctionCache {
         key: Result<Key>,
         job: impl FnOnce() -> Job<O>,
     ) -> O {
-        block_on(self.run::<Blocking, O>(opts, key, Refreshable(job)))
+        self.run_blocking(opts, key, Refreshable(job))
     }
 
     /// [`call`](Self::call) for an async body: the caller awaits, and waiting for
@@ -195,7 +195,10 @@ impl FunctionCache {
         key: Result<Key>,
         compute: impl Future<Output = O>,
     ) -> O {
-        self.run::<Tokio, O>(opts, key, Awaited(compute)).await
+        match self.inner.begin::<O>(opts, key) {
+            Begun::Served(value) => value,
+            begun => self.inner.finish::<Tokio, O>(begun, Awaited(compute)).await,
+        }
     }
 
     /// [`call_async`](Self::call_async) for `next_time` functions: `job` makes
@@ -212,7 +215,8 @@ impl FunctionCache {
         // Boxed, so that the call's future is `Send` by the box's bound alone:
         // rustc cannot always prove it through a closure's type.
         let job: Box<dyn FnOnce() -> TaskJob<O> + Send + 'a> = Box::new(job);
-        self.run::<Tokio, O>(opts, key, RefreshableTask(job))
+        self.inner
+            .finish::<Tokio, O>(self.inner.begin::<O>(opts, key), RefreshableTask(job))
     }
 
     /// [`wait_for_background`](Self::wait_for_background) without blocking the
@@ -223,56 +227,18 @@ impl FunctionCache {
         self.inner.background.idle::<Tokio>().await;
     }
 
-    /// The decision tree of one call, for callers waiting as `M` says.
-    async fn run<M: Mode, O: Outcome + 'static>(
+    /// A sync call: the part of the decision tree that never waits, then the
+    /// rest in the blocking mode, unless the first part served it.
+    fn run_blocking<O: Outcome + 'static>(
         &self,
         opts: &CallOptions,
         key: Result<Key>,
         body: impl Body<O>,
     ) -> O {
-        let this = &self.inner;
-        if !config::caching_enabled() || opts.ignore_cache {
-            this.report(opts.verbose, "cache ignored: running the body", None);
-            return body.run().await;
+        match self.inner.begin::<O>(opts, key) {
+            Begun::Served(value) => value,
+            begun => block_on(self.inner.finish::<Blocking, O>(begun, body)),
         }
-        let settings = Settings::resolve(&this.options, opts);
-        let call = match key {
-            Ok(key) => Call { key, settings },
-            Err(e) => {
-                this.cache_error("building the key", &e);
-                return body.run().await;
-            }
-        };
-        this.maybe_cleanup(&settings);
-        if opts.overwrite_cache {
-            this.tell(&call, "overwriting");
-            return this.compute_and_store::<M, O>(&call, body).await.0;
-        }
-        match this.lookup::<M, O>(&call).await {
-            Lookup::Fresh(value, _) => {
-                Stats::bump(&this.stats.hits);
-                this.tell(&call, "hit");
-                return O::from_stored(value);
-            }
-            Lookup::Stale(value) => {
-                Stats::bump(&this.stats.stale_hits);
-                if this.options.next_time {
-                    match body.refresh(this, call) {
-                        Ok(()) => {
-                            this.tell(&call, "stale: returned, refreshing in the background");
-                            return O::from_stored(value);
-                        }
-                        Err(body) => return this.recompute_stale::<M, O>(&call, body).await,
-                    }
-                }
-                return this.recompute_stale::<M, O>(&call, body).await;
-            }
-            Lookup::Missing => {
-                Stats::bump(&this.stats.misses);
-                this.tell(&call, "miss");
-            }
-        }
-        this.compute_once::<M, O>(&call, body).await
     }
 
     /// Stores `value` as the result for `key` without running the function.
@@ -404,6 +370,19 @@ impl<O: Outcome + Send + 'static, F: FnOnce() -> TaskJob<O>> Body<O> for Refresh
     }
 }
 
+/// Where the first, synchronous part of a call left it.
+enum Begun<O: Outcome> {
+    /// Caching is off for this call, or its key could not be built: run the body.
+    Uncached,
+    /// Compute and store, replacing any entry.
+    Overwrite(Call),
+    /// Answered from a fresh entry.
+    Served(O),
+    /// To be decided on what the lookup found, once the core has answered
+    /// (`None` for a core that waits on the network: the lookup is awaited).
+    Looked(Call, Option<Lookup<O::Stored>>),
+}
+
 enum Lookup<T> {
     /// A usable value, with its entry's encoded bytes.
     Fresh(T, Arc<[u8]>),
@@ -412,14 +391,92 @@ enum Lookup<T> {
 }
 
 impl Inner {
+    /// The part of the decision tree of a call that never waits: options, key,
+    /// and the lookup when the core answers without waiting. A fresh hit ends
+    /// here, so that it costs no state machine; everything else goes on in
+    /// [`finish`](Self::finish), for sync and async callers alike.
+    fn begin<O: Outcome + 'static>(self: &Arc<Self>, opts: &CallOptions, key: Result<Key>) -> Begun<O> {
+        if !config::caching_enabled() || opts.ignore_cache {
+            self.report(opts.verbose, "cache ignored: running the body", None);
+            return Begun::Uncached;
+        }
+        let settings = Settings::resolve(&self.options, opts);
+        let call = match key {
+            Ok(key) => Call { key, settings },
+            Err(e) => {
+                self.cache_error("building the key", &e);
+                return Begun::Uncached;
+            }
+        };
+        self.maybe_cleanup(&settings);
+        if opts.overwrite_cache {
+            self.tell(&call, "overwriting");
+            return Begun::Overwrite(call);
+        }
+        if self.core.waits_on_network() {
+            return Begun::Looked(call, None);
+        }
+        match self.lookup::<O>(&call, self.core.get(&call.key)) {
+            Lookup::Fresh(value, _) => Begun::Served(self.serve(&call, value)),
+            found => Begun::Looked(call, Some(found)),
+        }
+    }
+
+    /// The rest of the decision tree, for callers waiting as `M` says.
+    async fn finish<M: Mode, O: Outcome + 'static>(
+        self: &Arc<Self>,
+        begun: Begun<O>,
+        body: impl Body<O>,
+    ) -> O {
+        let (call, found) = match begun {
+            Begun::Served(value) => return value,
+            Begun::Uncached => return body.run().await,
+            Begun::Overwrite(call) => return self.compute_and_store::<M, O>(&call, body).await.0,
+            Begun::Looked(call, Some(found)) => (call, found),
+            Begun::Looked(call, None) => {
+                let found = self.lookup::<O>(&call, M::get(&self.core, call.key).await);
+                (call, found)
+            }
+        };
+        match found {
+            Lookup::Fresh(value, _) => self.serve(&call, value),
+            Lookup::Stale(value) => {
+                Stats::bump(&self.stats.stale_hits);
+                if self.options.next_time {
+                    match body.refresh(self, call) {
+                        Ok(()) => {
+                            self.tell(&call, "stale: returned, refreshing in the background");
+                            return O::from_stored(value);
+                        }
+                        Err(body) => return self.recompute_stale::<M, O>(&call, body).await,
+                    }
+                }
+                self.recompute_stale::<M, O>(&call, body).await
+            }
+            Lookup::Missing => {
+                Stats::bump(&self.stats.misses);
+                self.tell(&call, "miss");
+                self.compute_once::<M, O>(&call, body).await
+            }
+        }
+    }
+
+    /// A hit: counts it and returns the value.
+    fn serve<O: Outcome>(&self, call: &Call, value: O::Stored) -> O {
+        Stats::bump(&self.stats.hits);
+        self.tell(call, "hit");
+        O::from_stored(value)
+    }
+
     async fn recompute_stale<M: Mode, O: Outcome>(self: &Arc<Self>, call: &Call, body: impl Body<O>) -> O {
         self.tell(call, "stale: recomputing");
         self.compute_once::<M, O>(call, body).await
     }
 
-    /// Looks the call's key up, reporting an unreadable entry (it then counts as missing).
-    async fn lookup<M: Mode, O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
-        self.read::<M, O>(call).await.unwrap_or_else(|(doing, e)| {
+    /// What the core's answer `got` to the call's lookup holds, reporting an
+    /// unreadable entry (it then counts as missing).
+    fn lookup<O: Outcome>(&self, call: &Call, got: Result<Option<Entry>>) -> Lookup<O::Stored> {
+        Self::read::<O>(call, got).unwrap_or_else(|(doing, e)| {
             self.cache_error(doing, &e);
             Lookup::Missing
         })
@@ -428,15 +485,14 @@ impl Inner {
     /// Looks the call's key up again: an unreadable entry was reported by the
     /// call's first lookup already.
     async fn peek<M: Mode, O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
-        self.read::<M, O>(call).await.unwrap_or(Lookup::Missing)
+        Self::read::<O>(call, M::get(&self.core, call.key).await).unwrap_or(Lookup::Missing)
     }
 
-    async fn read<M: Mode, O: Outcome>(
-        &self,
+    fn read<O: Outcome>(
         call: &Call,
+        got: Result<Option<Entry>>,
     ) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
-        let key = call.key;
-        let entry = match M::get(&self.core, key).await {
+        let entry = match got {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(Lookup::Missing),
             Err(e) => return Err(("reading an entry (treated as a miss)", e)),
