@@ -44,28 +44,23 @@ fn hit(c: &mut Criterion) {
         async_memory_add(1, 2).await;
         async_file_add(1, 2).await;
     });
-    group.bench_function("cachier/memory/async", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(async_memory_add(black_box(1), black_box(2)).await);
-                }
-                start.elapsed()
+    let async_adders = [
+        ("cachier/memory/async", *async_memory_add),
+        ("cachier/file/async", *async_file_add),
+    ];
+    for (name, f) in async_adders {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(f(black_box(1), black_box(2)).await);
+                    }
+                    start.elapsed()
+                })
             })
-        })
-    });
-    group.bench_function("cachier/file/async", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(async_file_add(black_box(1), black_box(2)).await);
-                }
-                start.elapsed()
-            })
-        })
-    });
+        });
+    }
     group.finish();
 }
 
