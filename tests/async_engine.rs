@@ -217,3 +217,35 @@ fn async_callers_in_several_processes_compute_once() {
     race_cache().clear().unwrap();
     support::race("race", "", 3);
 }
+
+#[test]
+fn outside_a_tokio_runtime_async_calls_still_work() {
+    // Another executor (here cachier's own test of one: a plain thread
+    // polling): no tokio timer, no blocking pool, no panic.
+    let cache = FunctionCache::builder("async_engine::no_runtime")
+        .backend(Backend::Memory)
+        .wait_for_calc_timeout(Duration::from_secs(60))
+        .build();
+    let value = poll_on_this_thread(call(&cache, 1, async { Plain(5) }));
+    assert_eq!(value, 5);
+    assert_eq!(poll_on_this_thread(call(&cache, 1, async { Plain(6) })), 5);
+}
+
+/// Polls `future` on this thread until it is ready, parking between polls.
+fn poll_on_this_thread<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output;
+        }
+        std::thread::park();
+    }
+}

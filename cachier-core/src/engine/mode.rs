@@ -73,7 +73,8 @@ impl Mode for Blocking {
 
 /// Async callers on a tokio runtime: waits yield to the executor, and the
 /// operations of cores that wait on the network run on tokio's blocking pool.
-/// Outside a runtime (another executor), claim polls sleep the thread.
+/// Outside a runtime (another executor), what needs tokio's timer (claim polls,
+/// a `wait_for_calc_timeout` deadline) blocks the thread instead of panicking.
 #[cfg(feature = "async")]
 pub(crate) struct Tokio;
 
@@ -93,7 +94,11 @@ impl Mode for Tokio {
                 listener.await;
                 true
             }
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), listener).await.is_ok(),
+            Some(deadline) if tokio::runtime::Handle::try_current().is_ok() => {
+                tokio::time::timeout_at(deadline.into(), listener).await.is_ok()
+            }
+            // Another executor has no tokio timer: the deadline blocks the thread.
+            Some(deadline) => listener.wait_deadline(deadline).is_some(),
         }
     }
 
