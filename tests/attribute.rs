@@ -391,3 +391,40 @@ mod renamed {
 fn the_crate_path_can_be_given() {
     assert_eq!(renamed::twice(21), 42);
 }
+
+/// A client that is not `Serialize`, and a progress log: neither is part of the key.
+struct ApiClient {
+    requests: AtomicU64,
+}
+
+#[cachier(backend = "memory", ignore = [client, progress])]
+fn daily_total(client: &ApiClient, day: u32, progress: &mut Vec<u32>) -> u64 {
+    client.requests.fetch_add(1, Ordering::SeqCst);
+    progress.push(day);
+    u64::from(day) * 10
+}
+
+#[test]
+fn ignored_arguments_are_left_out_of_the_key() {
+    let (first, second) = (
+        ApiClient {
+            requests: AtomicU64::new(0),
+        },
+        ApiClient {
+            requests: AtomicU64::new(0),
+        },
+    );
+    let mut progress = Vec::new();
+    assert_eq!(daily_total(&first, 3, &mut progress), 30);
+    assert_eq!(
+        daily_total(&second, 3, &mut progress),
+        30,
+        "another client, same key"
+    );
+    assert_eq!(daily_total(&second, 4, &mut progress), 40);
+    assert_eq!(
+        first.requests.load(Ordering::SeqCst) + second.requests.load(Ordering::SeqCst),
+        2
+    );
+    assert_eq!(progress, [3, 4], "the body ran for days 3 and 4 only");
+}

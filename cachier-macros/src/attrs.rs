@@ -46,12 +46,14 @@ pub struct Attrs {
     pub version: Option<Located<String>>,
     /// An `async fn` whose future is not `Send`.
     pub local: Option<Located<bool>>,
+    /// Arguments left out of the key.
+    pub ignore: Option<Located<Vec<syn::Ident>>>,
     /// The path of the `cachier` crate, for users who renamed it.
     pub krate: Option<Path>,
 }
 
 const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
-                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, local, crate";
+                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, local, ignore, crate";
 
 impl Attrs {
     /// Parses every option it can, recording an error for each one it cannot.
@@ -100,6 +102,7 @@ impl Attrs {
             }
             "version" => fill(&mut self.version, &name, span, text(&meta)?),
             "local" => fill(&mut self.local, &name, span, flag(&meta)?),
+            "ignore" => fill(&mut self.ignore, &name, span, names(&meta)?),
             "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
             _ => Err(syn::Error::new_spanned(
                 meta.path(),
@@ -166,6 +169,35 @@ fn string(expr: &Expr) -> Option<&LitStr> {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
         _ => None,
     }
+}
+
+/// `[name, ...]`: argument names.
+fn names(meta: &Meta) -> syn::Result<Located<Vec<syn::Ident>>> {
+    let expr = value(meta)?;
+    let expected = || {
+        syn::Error::new_spanned(
+            expr,
+            format!(
+                "cachier: `{}` expects a list of argument names, such as `[client, progress]`",
+                name_of(meta)
+            ),
+        )
+    };
+    let Expr::Array(array) = expr else {
+        return Err(expected());
+    };
+    let value = array
+        .elems
+        .iter()
+        .map(|elem| match elem {
+            Expr::Path(path) => path.path.get_ident().cloned().ok_or_else(expected),
+            _ => Err(expected()),
+        })
+        .collect::<syn::Result<_>>()?;
+    Ok(Located {
+        value,
+        span: meta.span(),
+    })
 }
 
 /// A non-empty string literal.

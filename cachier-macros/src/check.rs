@@ -85,6 +85,24 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
 
 /// Options that depend on the function's signature.
 pub fn against_signature(attrs: &Attrs, sig: &Signature, errors: &mut Errors) {
+    if let Some(ignore) = &attrs.ignore {
+        if let Some(hash_func) = &attrs.hash_func {
+            errors.push(error(
+                hash_func.span,
+                "give either `hash_func` (which keys the call itself) or `ignore`, not both",
+            ));
+        }
+        for name in ignore
+            .value
+            .iter()
+            .filter(|name| !sig.args.iter().any(|arg| arg.name == **name))
+        {
+            errors.push(syn::Error::new_spanned(
+                name,
+                format!("cachier: `ignore` names `{name}`, which is not an argument of this function"),
+            ));
+        }
+    }
     if let Some(local) = attrs.local.as_ref().filter(|l| l.value)
         && !sig.is_async
     {

@@ -100,27 +100,32 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
             }
 
             /// Calls the function with per-call cache options.
+            #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
                 let __cachier_key = #key;
                 #call
             }
 
             /// Runs the body; the cache is neither read nor written.
+            #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn ignore_cache #generics (&self, #(#decls),*) -> #output #where_clause {
                 self.call_with(&#krate::CallOptions::new().ignore_cache(true), #(#names),*) #dot_await
             }
 
             /// Runs the body and stores its result, replacing any entry.
+            #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn overwrite_cache #generics (&self, #(#decls),*) -> #output #where_clause {
                 self.call_with(&#krate::CallOptions::new().overwrite_cache(true), #(#names),*) #dot_await
             }
 
             /// A normal call that reports each cache decision through `tracing` and on stderr.
+            #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn verbose_cache #generics (&self, #(#decls),*) -> #output #where_clause {
                 self.call_with(&#krate::CallOptions::new().verbose(true), #(#names),*) #dot_await
             }
 
             /// Stores `value` as the result for these arguments without running the body.
+            #[allow(unused_variables, clippy::ptr_arg)] // the arguments left out of the key; the user's types
             pub fn precache_value #generics (&self, #(#decls,)* __cachier_value: #output) -> #krate::Result<()> #where_clause {
                 Self::__cachier_cache().precache(#key?, #wrapper(__cachier_value))
             }
@@ -203,6 +208,7 @@ fn entry_point(
         };
         let future = quote!(::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = #output> #send + #lifetime>>);
         let entry_point = quote! {
+            #[allow(clippy::ptr_arg)]
             fn __cachier_cached #params (#(#names: #types),*) -> #future {
                 ::std::boxed::Box::pin(#call)
             }
@@ -216,6 +222,7 @@ fn entry_point(
     });
     let where_clause = &generics.where_clause;
     let entry_point = quote! {
+            #[allow(clippy::ptr_arg)]
         fn __cachier_cached #generics (#(#names: #types),*) -> #output #where_clause {
             #holder.call_with(#defaults, #(#names),*)
         }
@@ -296,7 +303,9 @@ fn key_expression(attrs: &Attrs, sig: &Signature, krate: &TokenStream) -> TokenS
         let hash_func = &hash_func.value;
         return quote_spanned!(hash_func.span()=> Self::__cachier_cache().key(&(#hash_func)(#(&#names),*)));
     }
-    let checked = sig.args.iter().map(|arg| {
+    let ignored =
+        |arg: &&crate::signature::Arg| attrs.ignore.as_ref().is_some_and(|i| i.value.contains(&arg.name));
+    let checked = sig.args.iter().filter(|arg| !ignored(arg)).map(|arg| {
         let name = &arg.name;
         quote_spanned!(arg.ty.span()=> #krate::__private::key_arg(&#name))
     });

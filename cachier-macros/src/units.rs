@@ -1,24 +1,27 @@
 //! Compile-time parsing of duration and size literals such as `"90s"`, `"3d"`,
-//! `"1h30m"`, `"10MB"` and `"512KiB"`.
+//! `"1h30m"`, `"3 days"`, `"1h 30m"`, `"90 seconds"`, `"10MB"` and `"512KiB"`.
 
 use std::time::Duration;
 
-/// Parses a duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`,
-/// `h`, `d`, `w`.
+/// Parses a duration: one or more `<number> <unit>` parts (the space is
+/// optional), with the units people write, as the `humantime` crate spells them:
+/// `ms`/`msec`/`millis`/`milliseconds`, `s`/`sec`/`secs`/`seconds`,
+/// `m`/`min`/`mins`/`minutes`, `h`/`hr`/`hrs`/`hours`, `d`/`days`, `w`/`weeks`
+/// (and their singulars).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let total = parts(text)?
         .into_iter()
         .try_fold(Duration::ZERO, |total, (number, unit)| {
             let unit = match unit {
-                "ms" => Duration::from_millis(1),
-                "s" => Duration::from_secs(1),
-                "m" => Duration::from_secs(60),
-                "h" => Duration::from_secs(3600),
-                "d" => Duration::from_secs(86_400),
-                "w" => Duration::from_secs(7 * 86_400),
+                "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => Duration::from_millis(1),
+                "s" | "sec" | "secs" | "second" | "seconds" => Duration::from_secs(1),
+                "m" | "min" | "mins" | "minute" | "minutes" => Duration::from_secs(60),
+                "h" | "hr" | "hrs" | "hour" | "hours" => Duration::from_secs(3600),
+                "d" | "day" | "days" => Duration::from_secs(86_400),
+                "w" | "week" | "weeks" => Duration::from_secs(7 * 86_400),
                 other => {
                     return Err(format!(
-                        "unknown duration unit `{other}`: use ms, s, m, h, d or w"
+                        "unknown duration unit `{other}`: use ms, s, m, h, d or w (or seconds, minutes, hours, days, weeks)"
                     ));
                 }
             };
@@ -93,10 +96,18 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("3 days"), Ok(Duration::from_secs(3 * 86_400)));
+        assert_eq!(parse_duration("90 seconds"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1 hour 30 minutes"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2hrs 5mins"), Ok(Duration::from_secs(7500)));
+        assert_eq!(
+            parse_duration("1 week 1 day"),
+            Ok(Duration::from_secs(8 * 86_400))
+        );
         assert!(
-            parse_duration("3 days")
+            parse_duration("3 fortnights")
                 .unwrap_err()
-                .contains("unknown duration unit `days`")
+                .contains("unknown duration unit `fortnights`")
         );
         assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("").is_err());

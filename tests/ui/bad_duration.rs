@@ -1,6 +1,6 @@
 use cachier::cachier;
 
-#[cachier(stale_after = "3 days")]
+#[cachier(stale_after = "3 fortnights")]
 fn f(x: u64) -> u64 {
     x
 }
