@@ -44,6 +44,20 @@ pub mod __private {
         arg
     }
 
+    /// Marks a type as one a cache can store. Its only job is a clear error
+    /// for results that cannot be.
+    #[diagnostic::on_unimplemented(
+        message = "cachier: results of type `{Self}` cannot be stored in the cache",
+        label = "this type is not `serde::Serialize + serde::de::DeserializeOwned`",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it (for `Result<T, E>` and `Option<T>`, only `T` is stored)"
+    )]
+    pub trait Storable {}
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Storable for T {}
+
+    /// Requires `T` to be [`Storable`].
+    pub fn stored<T: Storable>() {}
+
     /// Passes the future of a cached `async fn` called as `f(..)` through,
     /// requiring it to be `Send`; rustc's error then names this function, and
     /// so the fix: a body whose future is not `Send` needs `#[cachier(local)]`.

@@ -50,6 +50,11 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
     };
     let builder = builder(attrs, sig, &krate, &name.to_string(), &code_version);
     let key = key_expression(attrs, sig, &krate);
+    // A clear error at the return type when what is stored cannot be.
+    let stored_check = sig
+        .stored
+        .as_ref()
+        .map(|stored| quote_spanned!(stored.span()=> #krate::__private::stored::<#stored>();));
     let (asyncness, dot_await) = match sig.is_async {
         true => (quote!(async), quote!(.await)),
         false => (quote!(), quote!()),
@@ -102,6 +107,7 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
             /// Calls the function with per-call cache options.
             #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
+                #stored_check
                 let __cachier_key = #key;
                 #call
             }

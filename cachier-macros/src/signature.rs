@@ -34,6 +34,9 @@ pub struct Signature {
     pub returns: Returns,
     /// The return type (`()` when none is written).
     pub output: Type,
+    /// The type that is stored: the `T` of `Result<T, E>` and `Option<T>`, or
+    /// the return type (`None` where it cannot be read off the syntax).
+    pub stored: Option<Type>,
     /// The function's lifetime parameters, to quantify over in its pointer type.
     pub lifetimes: Vec<Lifetime>,
     /// The argument and return types, whitespace removed: part of the function's
@@ -110,6 +113,7 @@ impl Signature {
         errors.finish_with(Some(Signature {
             is_async: sig.asyncness.is_some(),
             returns: returns(&output),
+            stored: stored(&output),
             output,
             args,
             lifetimes,
@@ -187,6 +191,24 @@ fn returns(output: &Type) -> Returns {
         Some("Option") => Returns::Option,
         _ => Returns::Plain,
     }
+}
+
+/// What `returns` says is stored of `output`: its first type argument for
+/// `Result` and `Option`, else the type itself.
+fn stored(output: &Type) -> Option<Type> {
+    if returns(output) == Returns::Plain {
+        return Some(output.clone());
+    }
+    let Type::Path(TypePath { path, .. }) = output else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty.clone()),
+        _ => None,
+    })
 }
 
 impl Arg {
