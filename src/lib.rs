@@ -23,6 +23,30 @@
 pub use cachier_core::*;
 pub use cachier_macros::cachier;
 
+/// The [`FunctionCache`] of a cached function, from its path: its counters,
+/// its directory, `clear()`. It works before the function's first call (so a
+/// cache can be cleared at start-up), for sync and async functions alike.
+///
+/// ```
+/// use cachier::{cachier, cache_of};
+///
+/// #[cachier(backend = "memory")]
+/// fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// cache_of!(double).clear()?;
+/// assert_eq!(double(21), 42);
+/// assert_eq!(cache_of!(double).info().recalculations, 1);
+/// # Ok::<(), cachier::Error>(())
+/// ```
+#[macro_export]
+macro_rules! cache_of {
+    ($($function:ident)::+) => {
+        $($function)::+.cache()
+    };
+}
+
 /// Used by the code `#[cachier]` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -428,3 +428,25 @@ fn ignored_arguments_are_left_out_of_the_key() {
     );
     assert_eq!(progress, [3, 4], "the body ran for days 3 and 4 only");
 }
+
+mod nested {
+    use cachier::cachier;
+
+    #[cachier(backend = "memory")]
+    pub fn triple(x: u64) -> u64 {
+        x * 3
+    }
+}
+
+#[test]
+fn cache_of_reaches_a_function_s_cache_by_its_path_before_its_first_call() {
+    let cache: &'static cachier::FunctionCache = cachier::cache_of!(nested::triple);
+    cache.clear().unwrap();
+    assert_eq!(cache.info().calls(), 0);
+    assert_eq!(nested::triple(2), 6);
+    assert_eq!(cachier::cache_of!(nested::triple).info().misses, 1);
+    assert!(
+        std::ptr::eq(cache, nested::triple.cache()),
+        "one cache per function"
+    );
+}
