@@ -388,7 +388,6 @@ fn a_reentrant_call_with_the_same_arguments_returns() {
 // 8. A failure does not release a herd.
 
 /// Bodies running now, and the most that ever ran at once.
-#[derive(Default)]
 struct Concurrency {
     running: AtomicUsize,
     most: AtomicUsize,
@@ -396,6 +395,14 @@ struct Concurrency {
 }
 
 impl Concurrency {
+    const fn new() -> Self {
+        Concurrency {
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
     fn body(&self) {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
@@ -408,16 +415,8 @@ impl Concurrency {
     }
 }
 
-static FAILING: Concurrency = Concurrency {
-    running: AtomicUsize::new(0),
-    most: AtomicUsize::new(0),
-    runs: AtomicUsize::new(0),
-};
-static PANICKING: Concurrency = Concurrency {
-    running: AtomicUsize::new(0),
-    most: AtomicUsize::new(0),
-    runs: AtomicUsize::new(0),
-};
+static FAILING: Concurrency = Concurrency::new();
+static PANICKING: Concurrency = Concurrency::new();
 
 #[cachier(cache_dir = scratch("herd"))]
 fn api_down(_x: u64) -> Result<u64, String> {

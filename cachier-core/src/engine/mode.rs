@@ -84,7 +84,7 @@ impl Mode for Tokio {
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::time::sleep(pause).await;
         } else {
-            thread::sleep(pause);
+            Blocking::sleep(pause).await;
         }
     }
 
@@ -98,7 +98,7 @@ impl Mode for Tokio {
                 tokio::time::timeout_at(deadline.into(), listener).await.is_ok()
             }
             // Another executor has no tokio timer: the deadline blocks the thread.
-            Some(deadline) => listener.wait_deadline(deadline).is_some(),
+            deadline => Blocking::listen(listener, deadline).await,
         }
     }
 
