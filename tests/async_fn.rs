@@ -144,3 +144,143 @@ fn local_caches_a_body_whose_future_is_not_send() {
     });
     assert_eq!(local.cache_info().hits, 1);
 }
+
+/// An API client: `self` is left out of the key, calls yield on "the network".
+#[derive(Clone)]
+struct Client {
+    base: String,
+}
+
+static USERS: AtomicU64 = AtomicU64::new(0);
+
+impl Client {
+    #[cachier(backend = "memory", ignore = [self])]
+    async fn user(&self, id: u64) -> Result<String, String> {
+        USERS.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        Ok(format!("{}/users/{id}", self.base))
+    }
+
+    /// `next_time` refreshes with an owned copy of the client.
+    #[cachier(backend = "memory", ignore = [self], stale_after = "0s", next_time)]
+    async fn status(&self, id: u64) -> String {
+        let n = STATUSES.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::task::yield_now().await;
+        format!("{} {id} #{n}", self.base)
+    }
+}
+
+static STATUSES: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn an_async_method_joined_on_one_thread_runs_once() {
+    let client = Client {
+        base: "https://api".into(),
+    };
+    let before = USERS.load(Ordering::SeqCst);
+    let (a, b, c) =
+        runtime().block_on(async { tokio::join!(client.user(1), client.user(1), client.user(1)) });
+    assert_eq!((a.clone(), b, c), (a.clone(), a.clone(), a));
+    assert_eq!(USERS.load(Ordering::SeqCst) - before, 1);
+}
+
+#[test]
+fn an_async_method_is_single_flight_across_the_threads_of_a_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let client = std::sync::Arc::new(Client {
+        base: "https://api".into(),
+    });
+    let before = USERS.load(Ordering::SeqCst);
+    let pages = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let client = client.clone();
+                // A `Send` body gives a `Send` future: it can be spawned.
+                tokio::spawn(async move { client.user(2).await })
+            })
+            .collect();
+        let mut pages = Vec::new();
+        for task in tasks {
+            pages.push(task.await.unwrap().unwrap());
+        }
+        pages
+    });
+    assert!(pages.iter().all(|page| page == "https://api/users/2"));
+    assert_eq!(USERS.load(Ordering::SeqCst) - before, 1);
+}
+
+#[test]
+fn scoped_options_hold_across_awaits_for_async_methods() {
+    let client = Client {
+        base: "https://api".into(),
+    };
+    runtime().block_on(async {
+        client.user(3).await.unwrap();
+        let before = USERS.load(Ordering::SeqCst);
+        let overwrite = CallOptions::new().overwrite_cache(true);
+        let page = cachier::with_options_async(overwrite, async {
+            tokio::task::yield_now().await;
+            client.user(3).await
+        });
+        assert_eq!(page.await, Ok("https://api/users/3".into()));
+        assert_eq!(
+            USERS.load(Ordering::SeqCst) - before,
+            1,
+            "the scoped call recomputed"
+        );
+        client.user(3).await.unwrap();
+        assert_eq!(
+            USERS.load(Ordering::SeqCst) - before,
+            1,
+            "outside the scope, a hit"
+        );
+    });
+}
+
+#[test]
+fn next_time_refreshes_an_async_method_with_a_copy_of_self() {
+    let client = Client { base: "b".into() };
+    runtime().block_on(async {
+        assert_eq!(client.status(1).await, "b 1 #1");
+        assert_eq!(client.status(1).await, "b 1 #1", "stale, returned at once");
+        cachier::cache_of!(Client::status)
+            .wait_for_background_async()
+            .await;
+        assert_eq!(STATUSES.load(Ordering::SeqCst), 2);
+    });
+}
+
+static DECODED: AtomicU64 = AtomicU64::new(0);
+
+/// A generic `async fn`: its type argument is part of the key.
+#[cachier(backend = "memory")]
+async fn decode<T: serde::de::DeserializeOwned + serde::Serialize + Send + 'static>(text: &str) -> Option<T> {
+    DECODED.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    serde_json_like(text)
+}
+
+fn serde_json_like<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    let number: u64 = text.parse().ok()?;
+    T::deserialize(serde::de::value::U64Deserializer::<serde::de::value::Error>::new(
+        number,
+    ))
+    .ok()
+}
+
+#[test]
+fn a_generic_async_fn_keeps_its_instantiations_apart() {
+    runtime().block_on(async {
+        assert_eq!(decode::<u8>("7").await, Some(7u8));
+        assert_eq!(decode::<u64>("7").await, Some(7u64));
+        assert_eq!(decode::<u8>("7").await, Some(7u8));
+        assert_eq!(decode::<u8>("300").await, None, "not a u8: not cached");
+    });
+    assert_eq!(DECODED.load(Ordering::SeqCst), 3);
+    assert_eq!(cachier::cache_of!(decode::<u8>).info().hits, 1);
+}

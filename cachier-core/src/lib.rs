@@ -39,6 +39,8 @@ mod error;
 mod key;
 mod options;
 mod outcome;
+mod scope;
+pub mod site;
 mod stats;
 
 pub use crate::codec::MAX_VALUE_LEN;
@@ -59,6 +61,7 @@ pub use crate::error::{Error, Result};
 pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};
 pub use crate::options::CallOptions;
 pub use crate::outcome::{OkOnly, Outcome, Plain, SomeOnly};
+pub use crate::scope::{Scoped, with_options, with_options_async};
 pub use crate::stats::CacheInfo;
 /// The MongoDB driver the MongoDB core is built on, for writing `mongetter`s
 /// against the same version.

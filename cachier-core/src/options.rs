@@ -11,7 +11,7 @@ use std::time::Duration;
 /// assert_eq!(opts.max_age, Some(Duration::from_secs(60)));
 /// assert!(!opts.ignore_cache);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CallOptions {
     /// Run the body; neither read nor write the cache.

@@ -103,13 +103,19 @@ pub fn against_signature(attrs: &Attrs, sig: &Signature, errors: &mut Errors) {
             ));
         }
     }
-    if let Some(local) = attrs.local.as_ref().filter(|l| l.value)
-        && !sig.is_async
-    {
-        errors.push(error(
-            local.span,
-            "`local` is for an `async fn` whose future is not `Send`; a sync function has no future",
-        ));
+    if let Some(local) = attrs.local.as_ref().filter(|l| l.value) {
+        if !sig.is_async {
+            errors.push(error(
+                local.span,
+                "`local` is for an `async fn` whose future is not `Send`; a sync function has no future",
+            ));
+        } else if sig.is_inline() {
+            errors.push(error(
+                local.span,
+                "`local` is for free functions: a method's or generic function's future is `Send` \
+                 exactly when its body's is, without it",
+            ));
+        }
     }
     if let Some(allow_none) = &attrs.allow_none
         && sig.returns != Returns::Option

@@ -1,30 +1,266 @@
-//! Code generation: the shim that hands a call to the runtime engine.
+//! Code generation: the shim that hands a call to the runtime engine, in one
+//! of two shapes.
 //!
-//! For `fn foo(a: A) -> R`, two items take its place:
-//!
-//! - `struct __cachier_fn_foo`, holding as associated items the original body,
-//!   the cached entry point, the function's `FunctionCache` (a static inside a
-//!   method) and the cache controls (`clear_cache`, `ignore_cache`, ...);
-//! - `const foo: __cachier_fn_foo`, which derefs to a pointer to the cached
-//!   entry point, so `foo(a)` calls through the cache and `foo.clear_cache()`
-//!   reaches the controls.
-//!
-//! For an `async fn` the same items are made, with the body and the per-call
-//! controls `async`; the entry point returns the call's future boxed, `Send`
-//! (a pointer type cannot name the future itself), and `foo.call_with(..)`
-//! awaits it unboxed, with no `Send` bound.
+//! - A free function without type parameters becomes a constant that derefs
+//!   to the cached function and carries the cache controls
+//!   (`foo.clear_cache()`): see [`constant`].
+//! - A method or a generic function stays itself, with the shim as its body
+//!   and its cache a registered static inside: see [`inline`]. Its controls
+//!   are reached with `cache_of!` and per-call options with `with_options`.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Group, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, ItemFn, Type};
 
 use crate::attrs::{Attrs, Backend};
 use crate::identity;
-use crate::signature::{Returns, Signature};
+use crate::signature::{Arg, Returns, Signature};
 
 /// The code replacing `item`, whose options and signature passed every check.
 pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -> TokenStream {
+    let code_version = match &attrs.version {
+        Some(version) => format!("version {}", version.value),
+        None => format!("body {}", identity::body_digest(body)),
+    };
+    match sig.is_inline() {
+        true => inline(attrs, item, sig, &code_version),
+        false => constant(attrs, item, sig, &code_version),
+    }
+}
+
+/// What both shapes share: the call's key, and the call itself, given how to
+/// reach the function's `FunctionCache` and its body.
+struct Shim<'a> {
+    attrs: &'a Attrs,
+    sig: &'a Signature,
+    krate: TokenStream,
+    /// An expression of type `&FunctionCache`.
+    cache: TokenStream,
+    /// The body, as a callable path.
+    body: TokenStream,
+}
+
+impl Shim<'_> {
+    /// The statements of one call, with `__cachier_options` in scope.
+    fn call(&self) -> TokenStream {
+        let (krate, sig, cache, body) = (&self.krate, self.sig, &self.cache, &self.body);
+        let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
+        let (wrapper, _) = self.wrapper();
+        // A clear error at the return type when what is stored cannot be.
+        let stored_check = sig
+            .stored
+            .as_ref()
+            .map(|stored| quote_spanned!(stored.span()=> #krate::__private::stored::<#stored>();));
+        let key = self.key();
+        let call = if self.attrs.next_time.as_ref().is_some_and(|n| n.value) {
+            self.refreshable_call()
+        } else if sig.is_async {
+            quote! {
+                #cache.call_async(__cachier_options, __cachier_key, async move {
+                    #wrapper(#body(#(#names),*).await)
+                }).await.0
+            }
+        } else {
+            quote!(#cache.call(__cachier_options, __cachier_key, move || #wrapper(#body(#(#names),*))).0)
+        };
+        quote! {
+            #stored_check
+            let __cachier_key = #key;
+            #call
+        }
+    }
+
+    /// How results are classified: every one, `Ok` only, or `Some` only; as
+    /// a constructor and as a type.
+    fn wrapper(&self) -> (TokenStream, TokenStream) {
+        let krate = &self.krate;
+        match self.sig.returns {
+            Returns::Plain => (quote!(#krate::Plain), quote!(#krate::Plain<_>)),
+            Returns::Result => (quote!(#krate::OkOnly), quote!(#krate::OkOnly<_, _>)),
+            Returns::Option => (quote!(#krate::SomeOnly), quote!(#krate::SomeOnly<_>)),
+        }
+    }
+
+    /// The expression computing this call's `Result<Key>`: from the arguments
+    /// not ignored, or from `hash_func` applied to references to all of them;
+    /// for a method or generic function, also from the names of `Self` and of
+    /// the type parameters, and the values of the const parameters.
+    fn key(&self) -> TokenStream {
+        let (krate, sig, cache) = (&self.krate, self.sig, &self.cache);
+        let mut parts = Vec::new();
+        if sig.is_method {
+            parts.push(quote!(::core::any::type_name::<Self>()));
+        }
+        parts.extend(
+            sig.type_params
+                .iter()
+                .map(|t| quote!(::core::any::type_name::<#t>())),
+        );
+        parts.extend(
+            sig.const_params
+                .iter()
+                .map(|c| quote!(#krate::__private::key_arg(&#c))),
+        );
+        if let Some(hash_func) = &self.attrs.hash_func {
+            let hash_func = &hash_func.value;
+            let references = sig.args.iter().map(reference);
+            parts.push(quote_spanned!(hash_func.span()=> (#hash_func)(#(#references),*)));
+        } else {
+            let ignored = |arg: &&Arg| {
+                self.attrs
+                    .ignore
+                    .as_ref()
+                    .is_some_and(|i| i.value.contains(&arg.name))
+            };
+            parts.extend(sig.args.iter().filter(|arg| !ignored(arg)).map(|arg| {
+                let reference = reference(arg);
+                match arg.name == "self" {
+                    true => quote_spanned!(arg.name.span()=> #krate::__private::key_self(#reference)),
+                    false => quote_spanned!(arg.ty.span()=> #krate::__private::key_arg(#reference)),
+                }
+            }));
+        }
+        quote!(#cache.key(&(#(#parts,)*)))
+    }
+
+    /// The `next_time` call: a closure that copies reference arguments into
+    /// owned values and returns a job running the body on them.
+    fn refreshable_call(&self) -> TokenStream {
+        let (krate, sig, cache, body) = (&self.krate, self.sig, &self.cache, &self.body);
+        let (wrapper, wrapper_type) = self.wrapper();
+        let mut copies = Vec::new();
+        let mut passes = Vec::new();
+        for arg in &sig.args {
+            let name = &arg.name;
+            match &arg.ty {
+                Type::Reference(reference) => {
+                    let (elem, copy) = (&reference.elem, format_ident!("__cachier_owned_{}", name));
+                    copies.push(quote_spanned!(elem.span()=> let #copy = <#elem as ::std::borrow::ToOwned>::to_owned(#name);));
+                    passes.push(quote!(::core::borrow::Borrow::borrow(&#copy)));
+                }
+                _ => passes.push(quote!(#name)),
+            }
+        }
+        if sig.is_async {
+            return quote! {
+                #cache.call_refreshable_async(__cachier_options, __cachier_key, move || -> #krate::TaskJob<#wrapper_type> {
+                    #(#copies)*
+                    ::std::boxed::Box::pin(async move { #wrapper(#body(#(#passes),*).await) })
+                }).await.0
+            };
+        }
+        quote! {
+            #cache.call_refreshable(__cachier_options, __cachier_key, move || -> #krate::Job<#wrapper_type> {
+                #(#copies)*
+                ::std::boxed::Box::new(move || #wrapper(#body(#(#passes),*)))
+            }).0
+        }
+    }
+}
+
+/// A reference to the argument, as the key and `hash_func` take it: the
+/// receiver as `&Self` whatever its type (`&Self`, `Self`, `Box<Self>`).
+fn reference(arg: &Arg) -> TokenStream {
+    let name = &arg.name;
+    // Spanned at the argument, where rustc then reports a missing `Serialize`.
+    match name == "self" {
+        true => quote_spanned!(name.span()=> ::core::borrow::Borrow::<Self>::borrow(&#name)),
+        false => quote_spanned!(name.span()=> &#name),
+    }
+}
+
+/// A method or a generic function, emitted as itself: its cache is a
+/// `Site`, a static in its body registered at start-up (for `cache_of!`),
+/// and its body a closure it calls through the cache. Nothing is emitted
+/// beside it, which a trait impl would refuse.
+fn inline(attrs: &Attrs, mut item: ItemFn, sig: &Signature, code_version: &str) -> TokenStream {
+    let krate = attrs.crate_path();
+    let builder = builder(attrs, sig, &krate, &quote!(__cachier_function), code_version);
+    let shim = Shim {
+        attrs,
+        sig,
+        cache: quote!(__CACHIER_SITE.cache()),
+        body: quote!(__cachier_body),
+        krate: krate.clone(),
+    };
+    let call = shim.call();
+    let asyncness = &item.sig.asyncness;
+    let output = &sig.output;
+    // The body sees the receiver as an argument, so that `next_time` can
+    // hand it an owned copy.
+    let inputs = item.sig.inputs.iter().map(|input| match input {
+        syn::FnArg::Receiver(receiver) => {
+            let (mutability, ty) = (
+                receiver
+                    .reference
+                    .is_none()
+                    .then_some(receiver.mutability)
+                    .flatten(),
+                &receiver.ty,
+            );
+            quote!(#mutability __cachier_self: #ty)
+        }
+        syn::FnArg::Typed(typed) => typed.to_token_stream(),
+    });
+    let block = without_self(item.block.to_token_stream());
+    let shim_block = quote! {{
+        #[allow(non_camel_case_types)]
+        struct __cachier_site;
+        static __CACHIER_SITE: #krate::site::Site = #krate::site::Site::new(
+            || ::core::any::type_name::<__cachier_site>(),
+            |__cachier_function| #builder,
+        );
+        #krate::__private::inventory::submit!(#krate::site::Registered(&__CACHIER_SITE));
+        #[allow(clippy::ptr_arg)] // the argument types are the user's
+        let __cachier_body = #asyncness |#(#inputs),*| -> #output #block;
+        let __cachier_options = &#krate::CallOptions::DEFAULT;
+        #call
+    }};
+    item.block = Box::new(syn::parse_quote!(#shim_block));
+    item.into_token_stream()
+}
+
+/// `tokens` with every `self` that is not a path prefix (`self::module`)
+/// renamed `__cachier_self`, the body closure's name for the receiver.
+fn without_self(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut trees = tokens.into_iter().peekable();
+    while let Some(tree) = trees.next() {
+        out.push(match tree {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let path_prefix = matches!(trees.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                match path_prefix {
+                    true => TokenTree::Ident(ident),
+                    false => TokenTree::Ident(syn::Ident::new("__cachier_self", ident.span())),
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut renamed = Group::new(group.delimiter(), without_self(group.stream()));
+                renamed.set_span(group.span());
+                TokenTree::Group(renamed)
+            }
+            other => other,
+        });
+    }
+    out.into_iter().collect()
+}
+
+/// A free function without type parameters, emitted as a constant: for
+/// `fn foo(a: A) -> R`, two items take its place:
+///
+/// - `struct __cachier_fn_foo`, holding as associated items the original body,
+///   the cached entry point, the function's `FunctionCache` (a static inside a
+///   method) and the cache controls (`clear_cache`, `ignore_cache`, ...);
+/// - `const foo: __cachier_fn_foo`, which derefs to a pointer to the cached
+///   entry point, so `foo(a)` calls through the cache and `foo.clear_cache()`
+///   reaches the controls.
+///
+/// For an `async fn` the same items are made, with the body and the per-call
+/// controls `async`; the entry point returns the call's future boxed, `Send`
+/// (a pointer type cannot name the future itself), and `foo.call_with(..)`
+/// awaits it unboxed, with no `Send` bound.
+fn constant(attrs: &Attrs, item: ItemFn, sig: &Signature, code_version: &str) -> TokenStream {
     let krate = attrs.crate_path();
 
     let name = &item.sig.ident;
@@ -39,38 +275,22 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
 
     let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
     let decls: Vec<_> = sig.args.iter().map(|a| a.declaration()).collect();
-    let (wrapper, wrapper_type) = match sig.returns {
-        Returns::Plain => (quote!(#krate::Plain), quote!(#krate::Plain<_>)),
-        Returns::Result => (quote!(#krate::OkOnly), quote!(#krate::OkOnly<_, _>)),
-        Returns::Option => (quote!(#krate::SomeOnly), quote!(#krate::SomeOnly<_>)),
+    let name_str = name.to_string();
+    let function_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
+    let builder = builder(attrs, sig, &krate, &function_name, code_version);
+    let shim = Shim {
+        attrs,
+        sig,
+        cache: quote!(Self::__cachier_cache()),
+        body: quote!(Self::__cachier_body),
+        krate: krate.clone(),
     };
-    let code_version = match &attrs.version {
-        Some(version) => format!("version {}", version.value),
-        None => format!("body {}", identity::body_digest(body)),
-    };
-    let builder = builder(attrs, sig, &krate, &name.to_string(), &code_version);
-    let key = key_expression(attrs, sig, &krate);
-    // A clear error at the return type when what is stored cannot be.
-    let stored_check = sig
-        .stored
-        .as_ref()
-        .map(|stored| quote_spanned!(stored.span()=> #krate::__private::stored::<#stored>();));
+    let call = shim.call();
+    let key = shim.key();
+    let (wrapper, _) = shim.wrapper();
     let (asyncness, dot_await) = match sig.is_async {
         true => (quote!(async), quote!(.await)),
         false => (quote!(), quote!()),
-    };
-    let call = if attrs.next_time.as_ref().is_some_and(|n| n.value) {
-        refreshable_call(sig, &krate, &wrapper, &wrapper_type)
-    } else if sig.is_async {
-        quote! {
-            Self::__cachier_cache().call_async(__cachier_options, __cachier_key, async move {
-                #wrapper(Self::__cachier_body(#(#names),*).await)
-            }).await.0
-        }
-    } else {
-        quote! {
-            Self::__cachier_cache().call(__cachier_options, __cachier_key, move || #wrapper(Self::__cachier_body(#(#names),*))).0
-        }
     };
     let local = attrs.local.as_ref().is_some_and(|l| l.value);
     let (entry_point, pointer) = entry_point(sig, local, generics, &holder, &krate);
@@ -107,11 +327,8 @@ pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -
             /// Calls the function with per-call cache options.
             #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn call_with #generics (&self, __cachier_options: &#krate::CallOptions, #(#decls),*) -> #output #where_clause {
-                #stored_check
-                let __cachier_key = #key;
                 #call
             }
-
             /// Runs the body; the cache is neither read nor written.
             #[allow(clippy::ptr_arg)] // the argument types are the user's
             pub #asyncness fn ignore_cache #generics (&self, #(#decls),*) -> #output #where_clause {
@@ -241,7 +458,7 @@ fn builder(
     attrs: &Attrs,
     sig: &Signature,
     krate: &TokenStream,
-    name: &str,
+    name: &TokenStream,
     code_version: &str,
 ) -> TokenStream {
     let mut calls = Vec::new();
@@ -293,65 +510,11 @@ fn builder(
     }
     let fingerprint = &sig.fingerprint;
     quote! {
-        #krate::FunctionCache::builder(::core::concat!(::core::module_path!(), "::", #name))
+        #krate::FunctionCache::builder(#name)
             .signature(#fingerprint)
             .code_version(#code_version)
             #(#calls)*
             .build()
-    }
-}
-
-/// The expression computing this call's `Result<Key>`: from the arguments, or
-/// from `hash_func` applied to references to them.
-fn key_expression(attrs: &Attrs, sig: &Signature, krate: &TokenStream) -> TokenStream {
-    let names: Vec<_> = sig.args.iter().map(|a| &a.name).collect();
-    if let Some(hash_func) = &attrs.hash_func {
-        let hash_func = &hash_func.value;
-        return quote_spanned!(hash_func.span()=> Self::__cachier_cache().key(&(#hash_func)(#(&#names),*)));
-    }
-    let ignored =
-        |arg: &&crate::signature::Arg| attrs.ignore.as_ref().is_some_and(|i| i.value.contains(&arg.name));
-    let checked = sig.args.iter().filter(|arg| !ignored(arg)).map(|arg| {
-        let name = &arg.name;
-        quote_spanned!(arg.ty.span()=> #krate::__private::key_arg(&#name))
-    });
-    quote!(Self::__cachier_cache().key(&(#(#checked,)*)))
-}
-
-/// The `next_time` call: a closure that copies reference arguments into owned
-/// values and returns a job running the body on them.
-fn refreshable_call(
-    sig: &Signature,
-    krate: &TokenStream,
-    wrapper: &TokenStream,
-    wrapper_type: &TokenStream,
-) -> TokenStream {
-    let mut copies = Vec::new();
-    let mut passes = Vec::new();
-    for arg in &sig.args {
-        let name = &arg.name;
-        match &arg.ty {
-            Type::Reference(reference) => {
-                let elem = &reference.elem;
-                copies.push(quote_spanned!(elem.span()=> let #name = <#elem as ::std::borrow::ToOwned>::to_owned(#name);));
-                passes.push(quote!(::core::borrow::Borrow::borrow(&#name)));
-            }
-            _ => passes.push(quote!(#name)),
-        }
-    }
-    if sig.is_async {
-        return quote! {
-            Self::__cachier_cache().call_refreshable_async(__cachier_options, __cachier_key, move || -> #krate::TaskJob<#wrapper_type> {
-                #(#copies)*
-                ::std::boxed::Box::pin(async move { #wrapper(Self::__cachier_body(#(#passes),*).await) })
-            }).await.0
-        };
-    }
-    quote! {
-        Self::__cachier_cache().call_refreshable(__cachier_options, __cachier_key, move || -> #krate::Job<#wrapper_type> {
-            #(#copies)*
-            ::std::boxed::Box::new(move || #wrapper(Self::__cachier_body(#(#passes),*)))
-        }).0
     }
 }
 

@@ -11,6 +11,8 @@ use syn::visit_mut::VisitMut;
 use crate::check::Errors;
 
 /// One argument, `name: Type` (a `mut` stays on the body's own signature).
+/// A method's receiver is an argument named `self`, of type `&Self`, `Self`
+/// or the type written (`self: Box<Self>`).
 pub struct Arg {
     pub name: Ident,
     pub ty: Type,
@@ -30,7 +32,13 @@ pub enum Returns {
 pub struct Signature {
     /// An `async fn`.
     pub is_async: bool,
+    /// The receiver first, for a method.
     pub args: Vec<Arg>,
+    /// A method: it has a receiver.
+    pub is_method: bool,
+    /// The type and const parameters, whose values are part of each key.
+    pub type_params: Vec<Ident>,
+    pub const_params: Vec<Ident>,
     pub returns: Returns,
     /// The return type (`()` when none is written).
     pub output: Type,
@@ -75,69 +83,76 @@ impl Signature {
         if let Type::ImplTrait(_) = output {
             unsupported(&output, "a function returning `impl Trait`");
         }
-        let mut lifetimes = Vec::new();
+        let (mut lifetimes, mut type_params, mut const_params) = (Vec::new(), Vec::new(), Vec::new());
         for param in &sig.generics.params {
             match param {
-                GenericParam::Lifetime(def) if def.bounds.is_empty() => lifetimes.push(def.lifetime.clone()),
-                GenericParam::Lifetime(def) => errors.push(lifetime_bound(def)),
-                GenericParam::Type(_) | GenericParam::Const(_) => errors.push(syn::Error::new_spanned(
-                    param,
-                    "cachier: generic type and const parameters are not supported: \
-                     cache a wrapper with concrete types",
-                )),
+                GenericParam::Lifetime(def) => lifetimes.push(def),
+                GenericParam::Type(def) => type_params.push(def.ident.clone()),
+                GenericParam::Const(def) => const_params.push(def.ident.clone()),
             }
-        }
-        let predicates = sig.generics.where_clause.iter().flat_map(|w| &w.predicates);
-        for predicate in predicates.filter(|p| matches!(p, WherePredicate::Lifetime(_))) {
-            errors.push(lifetime_bound(predicate));
         }
         let args: Vec<Arg> = sig
             .inputs
             .iter()
             .filter_map(|input| errors.record(arg(input)))
             .collect();
+        let is_method = sig.receiver().is_some();
+        // A free function without type parameters is a constant pointing to
+        // a function: a pointer type names no bounded lifetime, nor the
+        // lifetimes of an async function's future.
+        let is_pointer = !is_method && type_params.is_empty() && const_params.is_empty();
+        if is_pointer {
+            let predicates = sig.generics.where_clause.iter().flat_map(|w| &w.predicates);
+            let bounded = lifetimes.iter().filter(|def| !def.bounds.is_empty());
+            for tokens in bounded.map(|def| def as &dyn ToTokens).chain(
+                predicates
+                    .filter(|p| matches!(p, WherePredicate::Lifetime(_)))
+                    .map(|p| p as &dyn ToTokens),
+            ) {
+                errors.push(syn::Error::new_spanned(
+                    tokens,
+                    "cachier: lifetime bounds (`'a: 'b`) are not supported on cached free functions",
+                ));
+            }
+            if sig.asyncness.is_some()
+                && let Some(def) = lifetimes.first()
+            {
+                errors.push(syn::Error::new_spanned(
+                    def,
+                    "cachier: an `async fn` with named lifetimes cannot be cached yet: \
+                     write its references with elided lifetimes (`&str`)",
+                ));
+            }
+        }
         let arg_types = args.iter().map(|a| &a.ty);
         let fingerprint = quote!(fn(#(#arg_types),*) -> #output)
             .to_string()
             .split_whitespace()
             .collect();
-        if sig.asyncness.is_some()
-            && let Some(lifetime) = lifetimes.first()
-        {
-            errors.push(syn::Error::new_spanned(
-                lifetime,
-                "cachier: an `async fn` with named lifetimes cannot be cached yet: \
-                 write its references with elided lifetimes (`&str`)",
-            ));
-        }
         errors.finish_with(Some(Signature {
             is_async: sig.asyncness.is_some(),
             returns: returns(&output),
             stored: stored(&output),
             output,
             args,
-            lifetimes,
+            is_method,
+            type_params,
+            const_params,
+            lifetimes: lifetimes.into_iter().map(|def| def.lifetime.clone()).collect(),
             fingerprint,
         }))
     }
-}
 
-/// Bounded lifetimes are early-bound, which no function pointer type can name.
-fn lifetime_bound(tokens: &dyn ToTokens) -> syn::Error {
-    syn::Error::new_spanned(
-        tokens,
-        "cachier: lifetime bounds (`'a: 'b`) are not supported on cached functions",
-    )
+    /// Whether the function is emitted as itself, its cache inside it (a
+    /// method or a generic function), rather than as a constant.
+    pub fn is_inline(&self) -> bool {
+        self.is_method || !self.type_params.is_empty() || !self.const_params.is_empty()
+    }
 }
 
 fn arg(input: &FnArg) -> syn::Result<Arg> {
     let typed = match input {
-        FnArg::Receiver(receiver) => {
-            return Err(syn::Error::new_spanned(
-                receiver,
-                "cachier: methods cannot be cached: annotate a free function and call it from the method",
-            ));
-        }
+        FnArg::Receiver(receiver) => return receiver_arg(receiver),
         FnArg::Typed(typed) => typed,
     };
     let Pat::Ident(pat) = &*typed.pat else {
@@ -178,6 +193,23 @@ fn arg(input: &FnArg) -> syn::Result<Arg> {
     Ok(Arg {
         name: pat.ident.clone(),
         ty,
+    })
+}
+
+/// The receiver as an argument named `self`; `&mut self` is refused, since
+/// a call served from the cache would not run the body that mutates it.
+fn receiver_arg(receiver: &syn::Receiver) -> syn::Result<Arg> {
+    if matches!(&*receiver.ty, Type::Reference(r) if r.mutability.is_some()) {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            "cachier: a method taking `&mut self` cannot be cached: a call served from the cache \
+             would not run the body, so its changes to `self` would happen only sometimes. \
+             Take `&self` (with interior mutability if needed), or cache a function the method calls",
+        ));
+    }
+    Ok(Arg {
+        name: Ident::new("self", receiver.self_token.span),
+        ty: (*receiver.ty).clone(),
     })
 }
 

@@ -10,4 +10,10 @@ fn not_a_list(client: u64) -> u64 {
     client
 }
 
+
+#[cachier(ignore = [self])]
+fn not_a_method(day: u32) -> u32 {
+    day
+}
+
 fn main() {}

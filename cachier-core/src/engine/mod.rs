@@ -39,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::key::{Key, KeySpace};
 use crate::options::CallOptions;
 use crate::outcome::Outcome;
+use crate::scope;
 use crate::stats::{CacheInfo, Stats};
 
 /// A call with owned copies of its arguments, runnable on another thread.
@@ -396,6 +397,14 @@ impl Inner {
     /// here, so that it costs no state machine; everything else goes on in
     /// [`finish`](Self::finish), for sync and async callers alike.
     fn begin<O: Outcome + 'static>(self: &Arc<Self>, opts: &CallOptions, key: Result<Key>) -> Begun<O> {
+        let scoped;
+        let opts = match scope::current() {
+            Some(options) if *opts == CallOptions::DEFAULT => {
+                scoped = options;
+                &scoped
+            }
+            _ => opts,
+        };
         if !config::caching_enabled() || opts.ignore_cache {
             self.report(opts.verbose, "cache ignored: running the body", None);
             return Begun::Uncached;
@@ -430,7 +439,7 @@ impl Inner {
     ) -> O {
         let (call, found) = match begun {
             Begun::Served(value) => return value,
-            Begun::Uncached => return body.run().await,
+            Begun::Uncached => return scope::outside(body.run()).await,
             Begun::Overwrite(call) => return self.compute_and_store::<M, O>(&call, body).await.0,
             Begun::Looked(call, Some(found)) => (call, found),
             Begun::Looked(call, None) => {
@@ -608,7 +617,7 @@ impl Inner {
         body: impl Body<O>,
     ) -> (O, Option<Arc<[u8]>>) {
         Stats::bump(&self.stats.recalculations);
-        let outcome = Computing::new(&self.flights, call.key, body.run()).await;
+        let outcome = Computing::new(&self.flights, call.key, scope::outside(body.run())).await;
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
