@@ -21,7 +21,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cachier_core::*;
-pub use cachier_macros::cachier;
+pub use cachier_macros::{cachier, track};
 
 /// The [`FunctionCache`] of a cached function, from its path: its counters,
 /// its directory, `clear()`. It works before the function's first call (so a

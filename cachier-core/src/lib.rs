@@ -28,6 +28,7 @@
 compile_error!("cachier supports Unix-like systems (Linux, macOS, the BSDs) only for now");
 
 pub mod canonical;
+mod code;
 mod codec;
 mod config;
 #[cfg(feature = "contract")]
@@ -43,6 +44,7 @@ mod scope;
 pub mod site;
 mod stats;
 
+pub use crate::code::Code;
 pub use crate::codec::MAX_VALUE_LEN;
 pub use crate::config::{
     Backend, GlobalParams, caching_enabled, disable_caching, enable_caching, global_params, set_global_params,

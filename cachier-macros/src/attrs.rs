@@ -10,6 +10,13 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
 use crate::check::Errors;
 use crate::units;
 
+/// Whether an edit of the body starts a fresh cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BodyChanges {
+    Invalidate,
+    Keep,
+}
+
 /// The built-in backends a function can name.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -44,16 +51,23 @@ pub struct Attrs {
     pub cleanup_interval: Option<Located<TokenStream>>,
     /// Replaces the body digest in the function's identity.
     pub version: Option<Located<String>>,
+    /// `"keep"`: the body digest is left out of the function's identity.
+    pub body_changes: Option<Located<BodyChanges>>,
+    /// Functions whose code is part of this one's identity.
+    pub deps: Option<Located<Vec<Path>>>,
     /// An `async fn` whose future is not `Send`.
     pub local: Option<Located<bool>>,
     /// Arguments left out of the key.
     pub ignore: Option<Located<Vec<syn::Ident>>>,
     /// The path of the `cachier` crate, for users who renamed it.
     pub krate: Option<Path>,
+    /// The name and span of every option given, known or not.
+    pub given: Vec<(String, Span)>,
 }
 
 const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
-                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, local, ignore, crate";
+                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, \
+                       body_changes, deps, local, ignore, crate";
 
 impl Attrs {
     /// Parses every option it can, recording an error for each one it cannot.
@@ -81,6 +95,7 @@ impl Attrs {
             }
         };
         let span = meta.span();
+        self.given.push((name.clone(), span));
         match name.as_str() {
             "backend" => fill(&mut self.backend, &name, span, backend(&meta)?),
             "cache_dir" => fill(&mut self.cache_dir, &name, span, expr(&meta)?),
@@ -101,6 +116,8 @@ impl Attrs {
                 fill(&mut self.cleanup_interval, &name, span, interval)
             }
             "version" => fill(&mut self.version, &name, span, text(&meta)?),
+            "body_changes" => fill(&mut self.body_changes, &name, span, body_changes(&meta)?),
+            "deps" => fill(&mut self.deps, &name, span, paths(&meta)?),
             "local" => fill(&mut self.local, &name, span, flag(&meta)?),
             "ignore" => fill(&mut self.ignore, &name, span, names(&meta)?),
             "crate" => fill(&mut self.krate, &name, span, crate_path(&meta)?),
@@ -194,6 +211,54 @@ fn names(meta: &Meta) -> syn::Result<Located<Vec<syn::Ident>>> {
             _ => Err(expected()),
         })
         .collect::<syn::Result<_>>()?;
+    Ok(Located {
+        value,
+        span: meta.span(),
+    })
+}
+
+/// `[path, ...]`: functions.
+fn paths(meta: &Meta) -> syn::Result<Located<Vec<Path>>> {
+    let expr = value(meta)?;
+    let expected = || {
+        syn::Error::new_spanned(
+            expr,
+            format!(
+                "cachier: `{}` expects a list of functions, such as `[tokenize, text::weight]`",
+                name_of(meta)
+            ),
+        )
+    };
+    let Expr::Array(array) = expr else {
+        return Err(expected());
+    };
+    let value = array
+        .elems
+        .iter()
+        .map(|elem| match elem {
+            Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
+            _ => Err(expected()),
+        })
+        .collect::<syn::Result<_>>()?;
+    Ok(Located {
+        value,
+        span: meta.span(),
+    })
+}
+
+fn body_changes(meta: &Meta) -> syn::Result<Located<BodyChanges>> {
+    const EXPECTED: &str = r#"expected "invalidate" (the default) or "keep""#;
+    let expr = value(meta)?;
+    let value = match string(expr).map(LitStr::value).as_deref() {
+        Some("invalidate") => BodyChanges::Invalidate,
+        Some("keep") => BodyChanges::Keep,
+        _ => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!("cachier: `body_changes` {EXPECTED}"),
+            ));
+        }
+    };
     Ok(Located {
         value,
         span: meta.span(),

@@ -73,12 +73,36 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
             ));
         }
     }
+    if let (Some(_), Some(body_changes)) = (&attrs.version, &attrs.body_changes) {
+        errors.push(error(
+            body_changes.span,
+            "give either `version` (which replaces the body digest) or `body_changes`, not both",
+        ));
+    }
     if let Some(interval) = &attrs.cleanup_interval
         && !attrs.cleanup_stale.as_ref().is_some_and(|c| c.value)
     {
         errors.push(error(
             interval.span,
             "`cleanup_interval` has no effect without `cleanup_stale = true`",
+        ));
+    }
+}
+
+/// `#[cachier::track]` takes only the options about code.
+pub fn track_options(attrs: &Attrs, errors: &mut Errors) {
+    const ABOUT_CODE: [&str; 4] = ["deps", "version", "body_changes", "crate"];
+    for (name, span) in attrs
+        .given
+        .iter()
+        .filter(|(name, _)| !ABOUT_CODE.contains(&name.as_str()))
+    {
+        errors.push(error(
+            *span,
+            &format!(
+                "`{name}` is a caching option, for `#[cachier]`: \
+                 `#[cachier::track]` takes only `deps`, `version`, `body_changes` and `crate`"
+            ),
         ));
     }
 }

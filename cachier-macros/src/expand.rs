@@ -19,13 +19,31 @@ use crate::signature::{Arg, Returns, Signature};
 
 /// The code replacing `item`, whose options and signature passed every check.
 pub fn expand(attrs: &Attrs, item: ItemFn, sig: &Signature, body: TokenStream) -> TokenStream {
-    let code_version = match &attrs.version {
-        Some(version) => format!("version {}", version.value),
-        None => format!("body {}", identity::body_digest(body)),
-    };
+    let code = identity::code(attrs, body, &attrs.crate_path());
     match sig.is_inline() {
-        true => inline(attrs, item, sig, &code_version),
-        false => constant(attrs, item, sig, &code_version),
+        true => inline(attrs, item, sig, &code),
+        false => constant(attrs, item, sig, &code),
+    }
+}
+
+/// `#[cachier::track]`: the function as it is, and beside it the constant
+/// holding its `Code`, for the `deps` of others.
+pub fn track(attrs: &Attrs, item: &ItemFn, body: TokenStream) -> TokenStream {
+    let krate = attrs.crate_path();
+    let code = identity::code(attrs, body, &krate);
+    let code_const = code_const(item, &krate, &code);
+    quote!(#item #code_const)
+}
+
+/// `const __cachier_code_foo: Code = ..;`, as visible as `foo` and under its `cfg`s.
+fn code_const(item: &ItemFn, krate: &TokenStream, code: &TokenStream) -> TokenStream {
+    let (vis, name) = (&item.vis, identity::code_name(&item.sig.ident));
+    let cfgs = item.attrs.iter().filter(|attr| attr.path().is_ident("cfg"));
+    quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #vis const #name: #krate::Code = #code;
     }
 }
 
@@ -174,9 +192,15 @@ fn reference(arg: &Arg) -> TokenStream {
 /// `Site`, a static in its body registered at start-up (for `cache_of!`),
 /// and its body a closure it calls through the cache. Nothing is emitted
 /// beside it, which a trait impl would refuse.
-fn inline(attrs: &Attrs, mut item: ItemFn, sig: &Signature, code_version: &str) -> TokenStream {
+fn inline(attrs: &Attrs, mut item: ItemFn, sig: &Signature, code: &TokenStream) -> TokenStream {
     let krate = attrs.crate_path();
-    let builder = builder(attrs, sig, &krate, &quote!(__cachier_function), code_version);
+    let builder = builder(
+        attrs,
+        sig,
+        &krate,
+        &quote!(__cachier_function),
+        &quote!(__CACHIER_CODE),
+    );
     let shim = Shim {
         attrs,
         sig,
@@ -207,6 +231,7 @@ fn inline(attrs: &Attrs, mut item: ItemFn, sig: &Signature, code_version: &str) 
     let shim_block = quote! {{
         #[allow(non_camel_case_types)]
         struct __cachier_site;
+        const __CACHIER_CODE: #krate::Code = #code;
         static __CACHIER_SITE: #krate::site::Site = #krate::site::Site::new(
             || ::core::any::type_name::<__cachier_site>(),
             |__cachier_function| #builder,
@@ -260,7 +285,7 @@ fn without_self(tokens: TokenStream) -> TokenStream {
 /// controls `async`; the entry point returns the call's future boxed, `Send`
 /// (a pointer type cannot name the future itself), and `foo.call_with(..)`
 /// awaits it unboxed, with no `Send` bound.
-fn constant(attrs: &Attrs, item: ItemFn, sig: &Signature, code_version: &str) -> TokenStream {
+fn constant(attrs: &Attrs, item: ItemFn, sig: &Signature, code: &TokenStream) -> TokenStream {
     let krate = attrs.crate_path();
 
     let name = &item.sig.ident;
@@ -277,7 +302,9 @@ fn constant(attrs: &Attrs, item: ItemFn, sig: &Signature, code_version: &str) ->
     let decls: Vec<_> = sig.args.iter().map(|a| a.declaration()).collect();
     let name_str = name.to_string();
     let function_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
-    let builder = builder(attrs, sig, &krate, &function_name, code_version);
+    let code_name = identity::code_name(name);
+    let builder = builder(attrs, sig, &krate, &function_name, &quote!(#code_name));
+    let code_const = code_const(&item, &krate, code);
     let shim = Shim {
         attrs,
         sig,
@@ -300,6 +327,8 @@ fn constant(attrs: &Attrs, item: ItemFn, sig: &Signature, code_version: &str) ->
     };
 
     quote! {
+        #code_const
+
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
@@ -459,7 +488,7 @@ fn builder(
     sig: &Signature,
     krate: &TokenStream,
     name: &TokenStream,
-    code_version: &str,
+    code: &TokenStream,
 ) -> TokenStream {
     let mut calls = Vec::new();
     if let Some(backend) = &attrs.backend {
@@ -512,7 +541,7 @@ fn builder(
     quote! {
         #krate::FunctionCache::builder(#name)
             .signature(#fingerprint)
-            .code_version(#code_version)
+            .code_version(#code.version())
             #(#calls)*
             .build()
     }

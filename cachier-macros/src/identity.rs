@@ -1,5 +1,6 @@
 //! The digest of a function's body that versions its cache: code that changes
-//! never reads entries computed by the old code.
+//! never reads entries computed by the old code; and the `Code` of a
+//! function, that digest with those of the functions it names in `deps`.
 //!
 //! The digest walks the body's tokens, not their text: an identifier, a
 //! punctuation character or a literal is hashed with a tag and its length, and
@@ -10,7 +11,36 @@
 //! not invalidate every cache.
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use quote::{format_ident, quote};
 use sha1::{Digest, Sha1};
+
+use crate::attrs::{Attrs, BodyChanges};
+
+/// A `cachier::Code` expression for the function whose body is `body`: its
+/// own version (the body digest, the `version` given, or nothing with
+/// `body_changes = "keep"`) and references to the `Code` of its `deps`.
+pub fn code(attrs: &Attrs, body: TokenStream, krate: &TokenStream) -> TokenStream {
+    let own = match (&attrs.version, &attrs.body_changes) {
+        (Some(version), _) => format!("version {}", version.value),
+        (None, Some(keep)) if keep.value == BodyChanges::Keep => String::new(),
+        (None, _) => format!("body {}", body_digest(body)),
+    };
+    let deps = attrs.deps.iter().flat_map(|deps| &deps.value).map(|path| {
+        let mut path = path.clone();
+        if let Some(last) = path.segments.last_mut() {
+            last.ident = code_name(&last.ident);
+            last.arguments = syn::PathArguments::None;
+        }
+        quote!(&#path)
+    });
+    quote!(#krate::Code { own: #own, deps: &[#(#deps),*] })
+}
+
+/// The name of the constant holding the `Code` of the function `name`,
+/// which `deps = [name]` refers to.
+pub fn code_name(name: &syn::Ident) -> syn::Ident {
+    format_ident!("__cachier_code_{}", name, span = name.span())
+}
 
 /// The lower-case hex SHA-1 of the canonical walk of `body`.
 pub fn body_digest(body: TokenStream) -> String {

@@ -30,6 +30,33 @@ pub fn cachier(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Makes a plain function usable in the `deps` of cached functions: a
+/// change of its body then starts their caches afresh. See the `cachier` crate.
+#[proc_macro_attribute]
+pub fn track(args: TokenStream, item: TokenStream) -> TokenStream {
+    match tracked(args.into(), item.clone().into()) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            let mut tokens: TokenStream = error.to_compile_error().into();
+            tokens.extend(item);
+            tokens
+        }
+    }
+}
+
+fn tracked(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let mut errors = check::Errors::default();
+    let attrs = attrs::Attrs::parse(args, &mut errors);
+    check::track_options(&attrs, &mut errors);
+    let body = item.clone().into_iter().last().into_iter().collect();
+    let function = errors.record(syn::parse2::<syn::ItemFn>(item));
+    let function = errors.finish_with(function)?;
+    Ok(expand::track(&attrs, &function, body))
+}
+
 fn expanded(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
