@@ -149,3 +149,78 @@ fn leftover_lock_files_block_nobody() {
     assert_eq!(plus_one(1), 2);
     assert_eq!(plus_one.cache_info().recalculations, 1);
 }
+
+/// A build of `app::report` whose code has `version`, in the shared `dir`.
+fn build_of(dir: &Path, version: &str) -> cachier::FunctionCache {
+    cachier::FunctionCache::builder("app::report")
+        .code_version(version)
+        .cache_dir(dir)
+        .build()
+}
+
+/// Calls `cache` for `x`, returning what it served or computed as `computed`.
+fn report(cache: &cachier::FunctionCache, x: u64, computed: &str) -> String {
+    let opts = cachier::CallOptions::DEFAULT;
+    cache
+        .call(&opts, cache.key(&x), || cachier::Plain(computed.to_owned()))
+        .0
+}
+
+#[test]
+fn two_builds_sharing_a_directory_see_only_their_own_entries() {
+    let dir = scratch("deploy");
+    let (old, new) = (build_of(&dir, "body 1"), build_of(&dir, "body 2"));
+    assert_eq!(report(&old, 1, "old"), "old");
+    assert_eq!(report(&new, 1, "new"), "new", "never the old build's result");
+    assert_eq!(report(&old, 1, "recomputed"), "old", "each build keeps its own");
+    assert_eq!(report(&new, 1, "recomputed"), "new");
+    assert_eq!(old.dpath().unwrap().parent(), new.dpath().unwrap().parent());
+    assert_ne!(old.dpath(), new.dpath());
+}
+
+#[test]
+fn other_versions_are_reclaimed_once_no_process_uses_them() {
+    let dir = scratch("versions");
+    let old = build_of(&dir, "body 1");
+    report(&old, 1, "old");
+    let old_dir = old.dpath().unwrap();
+    let new = build_of(&dir, "body 2");
+    report(&new, 1, "new");
+
+    // The old build still runs: its directory is held, and kept.
+    assert_eq!(new.reclaim().unwrap(), 0);
+    new.clear().unwrap();
+    assert_eq!(
+        entry_files(&old_dir).len(),
+        1,
+        "an entry of a build in use was deleted"
+    );
+
+    // The old build exits; the next reclaim, clear or cleanup removes its entries.
+    report(&new, 1, "new");
+    old.wait_for_background();
+    drop(old);
+    assert_eq!(new.reclaim().unwrap(), 1, "one entry of the old version");
+    assert!(!old_dir.exists(), "the old version's directory is left");
+    assert_eq!(
+        report(&new, 1, "recomputed"),
+        "new",
+        "the current version's entries stay"
+    );
+}
+
+#[test]
+fn a_verbose_call_is_told_once_that_another_versions_entries_exist() {
+    let dir = scratch("told");
+    let old = build_of(&dir, "body 1");
+    report(&old, 1, "old");
+    let new = build_of(&dir, "body 2");
+    let verbose = cachier::CallOptions::new().verbose(true);
+    let log = logged(|| {
+        for x in [1, 2] {
+            new.call(&verbose, new.key(&x), || cachier::Plain(x));
+        }
+    });
+    let told = "entries from another version of this function exist";
+    assert_eq!(log.matches(told).count(), 1, "{log}");
+}

@@ -13,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use cachier::file::format;
-use cachier::{Entry, FunctionCache, Key, cachier};
+use cachier::{Core, Entry, FileCore, FunctionCache, Key, cachier};
 use support::{logged, returns};
 
 fn scratch(name: &str) -> PathBuf {
@@ -175,19 +175,21 @@ fn directories_are_0700_and_files_0600_whatever_the_umask() {
     rustix::process::umask(old);
     let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
     let dir = secret.cache_dpath().unwrap();
+    let function_dir = dir.parent().unwrap().to_path_buf();
     assert_eq!(mode(&scratch("private/root")), 0o700, "the cache root");
-    assert_eq!(mode(&dir), 0o700, "the function directory");
+    assert_eq!(mode(&function_dir), 0o700, "the function directory");
+    assert_eq!(mode(&dir), 0o700, "the directory of the function's code version");
     let entry = path_of(secret.cache(), secret.cache().key(&(1u64,)).unwrap(), "cachier");
     assert_eq!(mode(&entry), 0o600);
 
     // A directory left 0755 by an older version is restricted on first use.
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&function_dir, fs::Permissions::from_mode(0o755)).unwrap();
     let fresh = FunctionCache::builder("hostile::secret")
         .cache_dir(scratch("private/root"))
         .build();
-    assert_eq!(fresh.dpath(), Some(dir.clone()));
+    assert_eq!(fresh.dpath().unwrap().parent(), Some(&*function_dir));
     let _ = fresh.core().get(&fresh.key(&1u64).unwrap());
-    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&function_dir), 0o700);
 }
 
 // 4. Poisoning: entries planted by another user are never served.
@@ -292,7 +294,7 @@ fn symlinks_are_never_followed_for_function_directories_and_lock_files() {
     plant(cache, &elsewhere);
     fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
     let _ = fs::remove_dir_all(planted_dir("link"));
-    fs::create_dir_all(planted_dir("link")).unwrap();
+    fs::create_dir_all(cache.dpath().unwrap().parent().unwrap()).unwrap();
     symlink(&elsewhere, cache.dpath().unwrap()).unwrap();
     let before: Vec<_> = fs::read_dir(&elsewhere)
         .unwrap()
@@ -508,10 +510,8 @@ fn orphaned_temporary_and_lock_files_are_reclaimed_after_a_store() {
     let (foreign_entry, _) = file(&format!("{hex}.cachier.bak"), hour);
 
     // The next reclaim is an hour away in this process; a core of another process does it.
-    let other = FunctionCache::builder("hostile::stored")
-        .cache_dir(scratch("orphans"))
-        .build();
-    assert_eq!(other.core().reclaim().unwrap(), 2);
+    let other = FileCore::new(&dir);
+    assert_eq!(other.reclaim().unwrap(), 2);
     assert!(!orphan.exists() && !orphan_lock.exists(), "orphans left behind");
     for kept in [&live, &fresh, &foreign, &foreign_entry] {
         assert!(kept.exists(), "{} was removed", kept.display());
@@ -521,7 +521,7 @@ fn orphaned_temporary_and_lock_files_are_reclaimed_after_a_store() {
     // And a store in a fresh process reclaims by itself, in the background.
     let (orphan, _) = file(&format!("{hex}.4243-1.tmp"), hour);
     let again = FunctionCache::builder("hostile::stored")
-        .cache_dir(scratch("orphans"))
+        .core(FileCore::new(&dir))
         .build();
     again.call(&cachier::CallOptions::DEFAULT, again.key(&5u64), || {
         cachier::Plain(5u64)

@@ -93,6 +93,15 @@ pub trait Core: Send + Sync + 'static {
         None
     }
 
+    /// Whether the store holds entries of other versions of the function's
+    /// code, which this core never reads (told once to a verbose caller).
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn has_other_versions(&self) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Whether an operation may wait on the network, so that async callers run
     /// it off their executor's threads. Local stores (memory, files) answer in
     /// microseconds and run inline.
@@ -165,6 +174,9 @@ impl<C: Core + ?Sized> Core for Box<C> {
     fn dpath(&self) -> Option<PathBuf> {
         (**self).dpath()
     }
+    fn has_other_versions(&self) -> Result<bool> {
+        (**self).has_other_versions()
+    }
     fn waits_on_network(&self) -> bool {
         (**self).waits_on_network()
     }
@@ -177,6 +189,7 @@ impl<C: Core + ?Sized> Core for Box<C> {
 pub(crate) fn for_backend(
     backend: Backend,
     function: &str,
+    identity: &str,
     cache_dir: Option<PathBuf>,
     sharing: Option<Sharing>,
 ) -> Box<dyn Core> {
@@ -186,7 +199,11 @@ pub(crate) fn for_backend(
             let dir = cache_dir
                 .unwrap_or(root)
                 .join(FileCore::function_dir_name(function));
-            Box::new(FileCore::new(dir).sharing(sharing.unwrap_or(shared)))
+            Box::new(
+                FileCore::new(dir)
+                    .version(identity)
+                    .sharing(sharing.unwrap_or(shared)),
+            )
         }
         Backend::Memory => Box::new(MemoryCore::new()),
         #[cfg(feature = "mongo")]

@@ -21,7 +21,8 @@ use crate::key::KeySpace;
 ///     .stale_after(Duration::from_secs(3 * 86_400))
 ///     .next_time(true)
 ///     .build();
-/// assert_eq!(cache.dpath(), Some(dir.path().join("reports.fetch")));
+/// // A directory per function, and in it one per version of its code.
+/// assert_eq!(cache.dpath().unwrap().parent(), Some(&*dir.path().join("reports.fetch")));
 /// ```
 #[must_use]
 pub struct FunctionCacheBuilder {
@@ -147,12 +148,6 @@ impl FunctionCacheBuilder {
     /// its first store.
     #[must_use]
     pub fn build(self) -> FunctionCache {
-        let core = self.core.unwrap_or_else(|| {
-            let backend = self
-                .backend
-                .unwrap_or_else(|| config::read(|global| global.backend));
-            cores::for_backend(backend, &self.function, self.cache_dir, self.sharing)
-        });
         let mut identity = self.function.clone();
         if !self.signature.is_empty() {
             identity = format!("{identity} {}", self.signature);
@@ -160,6 +155,12 @@ impl FunctionCacheBuilder {
         if !self.code_version.is_empty() {
             identity = format!("{identity} code:{}", self.code_version);
         }
+        let core = self.core.unwrap_or_else(|| {
+            let backend = self
+                .backend
+                .unwrap_or_else(|| config::read(|global| global.backend));
+            cores::for_backend(backend, &self.function, &identity, self.cache_dir, self.sharing)
+        });
         FunctionCache::new(self.function, KeySpace::new(&identity), core, self.options)
     }
 }

@@ -19,6 +19,7 @@ mod mode;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -84,6 +85,8 @@ struct Inner {
     background: Arc<Background>,
     last_cleanup: Mutex<Option<Instant>>,
     last_reclaim: Mutex<Option<Instant>>,
+    /// Whether a verbose caller was told of entries of other code versions.
+    told_other_versions: AtomicBool,
 }
 
 impl FunctionCache {
@@ -105,6 +108,7 @@ impl FunctionCache {
                 background: Arc::default(),
                 last_cleanup: Mutex::new(None),
                 last_reclaim: Mutex::new(None),
+                told_other_versions: AtomicBool::new(false),
             }),
         }
     }
@@ -256,12 +260,25 @@ impl FunctionCache {
             .set(&key, &Entry::new(SystemTime::now(), codec::encode(stored)?))
     }
 
-    /// Removes every entry of this function.
+    /// Removes every entry of this function, and (file core) the entries of
+    /// other versions of its code that no process uses.
     ///
     /// # Errors
     /// A failure of the store.
     pub fn clear(&self) -> Result<()> {
         self.inner.core.clear()
+    }
+
+    /// Removes what the store no longer needs, now rather than in the
+    /// background (where it runs once an hour per process, after a store):
+    /// with the file core, the entries of other versions of the function's
+    /// code that no process uses, and the files of writers that died.
+    /// Returns how many entries and files went.
+    ///
+    /// # Errors
+    /// A failure of the store.
+    pub fn reclaim(&self) -> Result<u64> {
+        self.inner.core.reclaim()
     }
 
     /// Drops every claim on this function's keys ("being calculated" in Python
@@ -465,6 +482,7 @@ impl Inner {
             Lookup::Missing => {
                 Stats::bump(&self.stats.misses);
                 self.tell(&call, "miss");
+                self.tell_other_versions(&call);
                 self.compute_once::<M, O>(&call, body).await
             }
         }
@@ -718,6 +736,21 @@ impl Inner {
                 Err(e) => this.cache_error("reclaiming files left by dead writers", &e),
             }
         });
+    }
+
+    /// Tells a verbose caller, once per process, that the store holds
+    /// entries of other versions of the function's code: why a call
+    /// recomputes after an edit.
+    fn tell_other_versions(&self, call: &Call) {
+        if !call.settings.verbose || self.told_other_versions.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(true) = self.core.has_other_versions() {
+            self.tell(
+                call,
+                "entries from another version of this function exist: its code changed, and they are never served",
+            );
+        }
     }
 
     fn cache_error(&self, doing: &str, error: &Error) {

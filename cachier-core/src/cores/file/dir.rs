@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::trust::{self, Sharing};
@@ -66,15 +66,27 @@ impl Dir {
         };
         let stat = rustix::fs::fstat(&root_fd).map_err(|e| Error::io(root, e.into()))?;
         trust::check_root(&stat, sharing).map_err(|reason| Error::untrusted(root, reason))?;
+        Dir { fd: root_fd }.child(name, path, sharing, create)
+    }
 
-        let no_follow = directory | OFlags::NOFOLLOW;
-        let fd = match rustix::fs::openat(&root_fd, name, no_follow, Mode::empty()) {
+    /// Opens the directory `name` in this one (at `path`), without following
+    /// a link, after checking it is trusted as a function's directory is;
+    /// creates it if `create`. `Ok(None)`: it does not exist and `create` is false.
+    pub fn child(
+        &self,
+        name: impl rustix::path::Arg + Copy,
+        path: &Path,
+        sharing: Sharing,
+        create: bool,
+    ) -> Result<Option<Dir>> {
+        let no_follow = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = match rustix::fs::openat(&self.fd, name, no_follow, Mode::empty()) {
             Err(Errno::NOENT) if create => {
-                match rustix::fs::mkdirat(&root_fd, name, Mode::from_raw_mode(sharing.dir_mode())) {
+                match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(sharing.dir_mode())) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(Error::io(path, e.into())),
                 }
-                rustix::fs::openat(&root_fd, name, no_follow, Mode::empty())
+                rustix::fs::openat(&self.fd, name, no_follow, Mode::empty())
             }
             other => other,
         };
@@ -97,6 +109,27 @@ impl Dir {
             tracing::warn!(path = %path.display(), error = %e, "cachier: cannot restrict a cache directory's permissions");
         }
         Ok(Some(Dir { fd }))
+    }
+
+    /// Marks the directory as in use by this process for as long as the
+    /// handle lives (a shared `flock`), waiting for a removal under way.
+    pub fn hold(&self) -> io::Result<()> {
+        Ok(rustix::fs::flock(&self.fd, FlockOperation::LockShared)?)
+    }
+
+    /// Whether no process holds the directory (see [`hold`](Self::hold));
+    /// if so, it stays unheld until this handle is dropped.
+    pub fn unheld(&self) -> bool {
+        rustix::fs::flock(&self.fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+    }
+
+    /// Removes the empty directory `name`; `false` if it is gone or not empty.
+    pub fn remove_dir(&self, name: &str) -> io::Result<bool> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the directory was removed since it was opened (its handle then

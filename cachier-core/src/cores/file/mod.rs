@@ -1,6 +1,10 @@
 //! The default core: one file per entry under a directory per function.
 //!
 //! `<cache_dir>/<function>/<key>.cachier` holds an entry (see [`mod@format`]);
+//! a core for one version of a function's code (see [`FileCore::version`])
+//! keeps its entries one level down, in `<function>/code-<16 hex>/`, which
+//! every process using it holds (a shared `flock`), so that versions no
+//! process uses can be reclaimed;
 //! `<key>.lock` is a claim (see `lock`). A hit reads one file and a store
 //! writes one, whatever the number of entries. Stores write a temporary file
 //! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
@@ -25,7 +29,7 @@ mod trust;
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +47,8 @@ use crate::key::Key;
 const ENTRY_EXT: &str = "cachier";
 const LOCK_EXT: &str = "lock";
 const TEMP_EXT: &str = "tmp";
+/// How the name of a version's directory begins.
+const VERSION_PREFIX: &str = "code-";
 /// Temporary and lock files untouched this long, and held by no process, were
 /// left by a killed writer and are reclaimed.
 const GRACE: Duration = Duration::from_secs(60);
@@ -62,7 +68,10 @@ const MAX_DIR_NAME: usize = 200;
 /// assert_eq!(core.dpath(), Some(dir.path().join("demo.f")));
 /// ```
 pub struct FileCore {
+    /// Where the entries are: the function's directory, or its version's.
     path: PathBuf,
+    /// The name of the version's directory inside the function's, if any.
+    version: Option<String>,
     sharing: Sharing,
     /// The open directory, once it exists; reopened if it is removed.
     dir: RwLock<Option<Arc<Dir>>>,
@@ -86,6 +95,7 @@ impl FileCore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileCore {
             path: dir.into(),
+            version: None,
             sharing: Sharing::Private,
             dir: RwLock::new(None),
             recent: recent::Recent::default(),
@@ -101,6 +111,30 @@ impl FileCore {
     #[must_use]
     pub fn sharing(mut self, sharing: Sharing) -> Self {
         self.sharing = sharing;
+        self
+    }
+
+    /// This core for one version of the function's code, `identity` (its
+    /// name, signature and code digest): its entries go in a directory of
+    /// their own inside the function's, so that two builds of a program
+    /// sharing a cache directory each see only their own entries. Versions
+    /// that no process uses are removed by [`Core::clear`],
+    /// [`Core::delete_stale`] and [`Core::reclaim`].
+    ///
+    /// ```
+    /// use cachier_core::{Core, FileCore};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let core = FileCore::new(dir.path().join("app.f")).version("app::f fn(u8) -> u8 code:body 1f3e");
+    /// assert_eq!(core.dpath(), Some(dir.path().join("app.f").join("code-c6689fcfd92206a0")));
+    /// ```
+    #[must_use]
+    pub fn version(mut self, identity: &str) -> Self {
+        let mut name = String::from(VERSION_PREFIX);
+        for byte in &Sha1::digest(identity.as_bytes())[..8] {
+            let _ = write!(name, "{byte:02x}");
+        }
+        self.path.push(&name);
+        self.version = Some(name);
         self
     }
 
@@ -163,8 +197,68 @@ impl FileCore {
         if let Some(dir) = held(&slot) {
             return Ok(Some(dir));
         }
-        *slot = Dir::open(&self.path, self.sharing, create)?.map(Arc::new);
+        let dir = match (&self.version, self.path.parent()) {
+            (Some(version), Some(function)) => match Dir::open(function, self.sharing, create)? {
+                Some(function) => function.child(version.as_str(), &self.path, self.sharing, create)?,
+                None => None,
+            },
+            _ => Dir::open(&self.path, self.sharing, create)?,
+        };
+        if let Some(dir) = &dir
+            && self.version.is_some()
+        {
+            dir.hold().map_err(|e| Error::io(&self.path, e))?;
+        }
+        *slot = dir.map(Arc::new);
         Ok(slot.clone())
+    }
+
+    /// The directory of the function and its path, for a versioned core whose
+    /// function directory exists.
+    fn function_dir(&self) -> Result<Option<(Dir, &Path)>> {
+        let (Some(_), Some(path)) = (&self.version, self.path.parent()) else {
+            return Ok(None);
+        };
+        Ok(Dir::open(path, self.sharing, false)?.map(|dir| (dir, path)))
+    }
+
+    /// The names of the directories of the function's other versions.
+    fn other_versions(&self, function: &Dir) -> Result<Vec<String>> {
+        let names = function.list().map_err(|e| Error::io(&self.path, e))?;
+        let own = self.version.as_deref();
+        Ok(names
+            .into_iter()
+            .filter(|name| Some(name.as_str()) != own && is_version(name))
+            .collect())
+    }
+
+    /// Removes the directories of the function's other versions that no
+    /// process holds, with their files; returns how many entries went.
+    /// A version's directory is skipped if it is not trusted or if it holds
+    /// files of other names than this core's.
+    fn reclaim_versions(&self) -> Result<u64> {
+        let Some((function, path)) = self.function_dir()? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for name in self.other_versions(&function)? {
+            let path = path.join(&name);
+            let Ok(Some(other)) = function.child(name.as_str(), &path, self.sharing, false) else {
+                continue;
+            };
+            if !other.unheld() {
+                continue;
+            }
+            for file in other.list().map_err(|e| Error::io(&path, e))? {
+                if let Some(kind) = kind_of(&file)
+                    && other.remove(&file).map_err(|e| Error::io(path.join(&file), e))?
+                {
+                    removed += u64::from(kind == Kind::Entry);
+                }
+            }
+            function.remove_dir(&name).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(removed)
     }
 
     /// The open directory, created if missing.
@@ -273,6 +367,16 @@ impl FileCore {
     }
 }
 
+/// Whether `name` is that of a version's directory: `code-<16 hex>`.
+fn is_version(name: &str) -> bool {
+    name.strip_prefix(VERSION_PREFIX).is_some_and(|hex| {
+        hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
 /// The kind of file `name` is, if it is one of this core's names:
 /// `<40 hex>.cachier`, `<40 hex>.lock` or `<40 hex>.<digits>-<digits>.tmp`.
 fn kind_of(name: &str) -> Option<Kind> {
@@ -352,6 +456,13 @@ impl Core for FileCore {
         self.reclaim().map(drop)
     }
 
+    fn has_other_versions(&self) -> Result<bool> {
+        match self.function_dir()? {
+            Some((function, _)) => Ok(!self.other_versions(&function)?.is_empty()),
+            None => Ok(false),
+        }
+    }
+
     fn clear_claims(&self) -> Result<()> {
         self.remove_where(&[Kind::Lock], |_, _, _| true).map(drop)
     }
@@ -369,10 +480,10 @@ impl Core for FileCore {
     }
 
     fn reclaim(&self) -> Result<u64> {
+        let mut reclaimed = self.reclaim_versions()?;
         let Some(dir) = self.open_dir(false)? else {
-            return Ok(0);
+            return Ok(reclaimed);
         };
-        let mut reclaimed = 0;
         for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
             match kind_of(&name) {
                 // A released lock file is gone already; a temporary one is removed here.
