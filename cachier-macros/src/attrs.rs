@@ -190,25 +190,40 @@ fn string(expr: &Expr) -> Option<&LitStr> {
 
 /// `[name, ...]`: argument names.
 fn names(meta: &Meta) -> syn::Result<Located<Vec<syn::Ident>>> {
+    let example = "a list of argument names, such as `[client, progress]`";
+    let paths = paths_like(meta, example)?;
+    let value = paths
+        .value
+        .iter()
+        .map(|path| {
+            path.get_ident()
+                .cloned()
+                .ok_or_else(|| expected(meta, path, example))
+        })
+        .collect::<syn::Result<_>>()?;
+    Ok(Located {
+        value,
+        span: paths.span,
+    })
+}
+
+/// `[path, ...]`: functions.
+fn paths(meta: &Meta) -> syn::Result<Located<Vec<Path>>> {
+    paths_like(meta, "a list of functions, such as `[tokenize, text::weight]`")
+}
+
+/// `[path, ...]`, or an error saying the option expects `example`.
+fn paths_like(meta: &Meta, example: &str) -> syn::Result<Located<Vec<Path>>> {
     let expr = value(meta)?;
-    let expected = || {
-        syn::Error::new_spanned(
-            expr,
-            format!(
-                "cachier: `{}` expects a list of argument names, such as `[client, progress]`",
-                name_of(meta)
-            ),
-        )
-    };
     let Expr::Array(array) = expr else {
-        return Err(expected());
+        return Err(expected(meta, expr, example));
     };
     let value = array
         .elems
         .iter()
         .map(|elem| match elem {
-            Expr::Path(path) => path.path.get_ident().cloned().ok_or_else(expected),
-            _ => Err(expected()),
+            Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
+            other => Err(expected(meta, other, example)),
         })
         .collect::<syn::Result<_>>()?;
     Ok(Located {
@@ -217,33 +232,8 @@ fn names(meta: &Meta) -> syn::Result<Located<Vec<syn::Ident>>> {
     })
 }
 
-/// `[path, ...]`: functions.
-fn paths(meta: &Meta) -> syn::Result<Located<Vec<Path>>> {
-    let expr = value(meta)?;
-    let expected = || {
-        syn::Error::new_spanned(
-            expr,
-            format!(
-                "cachier: `{}` expects a list of functions, such as `[tokenize, text::weight]`",
-                name_of(meta)
-            ),
-        )
-    };
-    let Expr::Array(array) = expr else {
-        return Err(expected());
-    };
-    let value = array
-        .elems
-        .iter()
-        .map(|elem| match elem {
-            Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
-            _ => Err(expected()),
-        })
-        .collect::<syn::Result<_>>()?;
-    Ok(Located {
-        value,
-        span: meta.span(),
-    })
+fn expected(meta: &Meta, at: &dyn ToTokens, example: &str) -> syn::Error {
+    syn::Error::new_spanned(at, format!("cachier: `{}` expects {example}", name_of(meta)))
 }
 
 fn body_changes(meta: &Meta) -> syn::Result<Located<BodyChanges>> {

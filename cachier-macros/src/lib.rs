@@ -1,5 +1,7 @@
 //! The `#[cachier]` attribute. Use it through the `cachier` crate, which documents it.
 //!
+//! Also `#[cachier::track]`, which makes a helper usable in `deps`.
+//!
 //! The macro is thin: `attrs` parses the options, `signature` describes the
 //! function, `check` holds the checks that span both and the one error
 //! accumulator (every mistake of a use is reported by one compile), `identity`
@@ -18,23 +20,21 @@ use proc_macro::TokenStream;
 /// Gives a function a persistent, stale-aware cache. See the `cachier` crate.
 #[proc_macro_attribute]
 pub fn cachier(args: TokenStream, item: TokenStream) -> TokenStream {
-    match expanded(args.into(), item.clone().into()) {
-        Ok(tokens) => tokens.into(),
-        // Keep the function itself, so one bad option does not cascade into
-        // "cannot find function" errors at every call site.
-        Err(error) => {
-            let mut tokens: TokenStream = error.to_compile_error().into();
-            tokens.extend(item);
-            tokens
-        }
-    }
+    or_item(expanded(args.into(), item.clone().into()), item)
 }
 
 /// Makes a plain function usable in the `deps` of cached functions: a
 /// change of its body then starts their caches afresh. See the `cachier` crate.
 #[proc_macro_attribute]
 pub fn track(args: TokenStream, item: TokenStream) -> TokenStream {
-    match tracked(args.into(), item.clone().into()) {
+    or_item(tracked(args.into(), item.clone().into()), item)
+}
+
+/// The expansion, or the errors followed by the function itself, so that
+/// one bad option does not cascade into "cannot find function" errors at
+/// every call site.
+fn or_item(expansion: syn::Result<proc_macro2::TokenStream>, item: TokenStream) -> TokenStream {
+    match expansion {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             let mut tokens: TokenStream = error.to_compile_error().into();
