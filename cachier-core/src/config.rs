@@ -22,6 +22,10 @@ pub enum Backend {
     /// [`MongoCore`](crate::MongoCore); feature `mongo`).
     #[cfg(feature = "mongo")]
     Mongo,
+    /// In a Redis server shared by every machine (see
+    /// [`RedisCore`](crate::RedisCore); feature `redis`).
+    #[cfg(feature = "redis")]
+    Redis,
 }
 
 /// Defaults for every cached function that does not set the option itself.
@@ -59,6 +63,9 @@ pub struct GlobalParams {
     /// The MongoDB core's server, claims and outage handling.
     #[cfg(feature = "mongo")]
     pub mongo: crate::MongoParams,
+    /// The Redis core's server, key prefix, claims and outage handling.
+    #[cfg(feature = "redis")]
+    pub redis: crate::RedisParams,
 }
 
 macro_rules! setters {
@@ -99,6 +106,14 @@ impl GlobalParams {
         self.mongo = mongo;
         self
     }
+
+    /// Sets [`GlobalParams::redis`].
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis(mut self, redis: crate::RedisParams) -> Self {
+        self.redis = redis;
+        self
+    }
 }
 
 impl Default for GlobalParams {
@@ -115,6 +130,8 @@ impl Default for GlobalParams {
             cleanup_interval: Duration::from_secs(24 * 3600),
             #[cfg(feature = "mongo")]
             mongo: crate::MongoParams::default(),
+            #[cfg(feature = "redis")]
+            redis: crate::RedisParams::default(),
         }
     }
 }

@@ -54,6 +54,8 @@ pub use crate::cores::file::{FileCore, Sharing};
 pub use crate::cores::memory::MemoryCore;
 #[cfg(feature = "mongo")]
 pub use crate::cores::mongo::{MongoCore, MongoParams};
+#[cfg(feature = "redis")]
+pub use crate::cores::redis::{RedisCore, RedisParams};
 pub use crate::cores::{Claim, Core};
 #[cfg(feature = "async")]
 pub use crate::engine::TaskJob;
@@ -69,3 +71,7 @@ pub use crate::stats::CacheInfo;
 /// against the same version.
 #[cfg(feature = "mongo")]
 pub use mongodb;
+/// The Redis client the Redis core is built on, for writing `redis_client`s
+/// with the same version.
+#[cfg(feature = "redis")]
+pub use redis;

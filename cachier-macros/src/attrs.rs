@@ -23,6 +23,7 @@ pub enum Backend {
     File,
     Memory,
     Mongo,
+    Redis,
 }
 
 /// An option's value, with the span of the whole `name = value` for errors.
@@ -39,6 +40,8 @@ pub struct Attrs {
     pub core: Option<Located<Expr>>,
     /// A `fn() -> mongodb::sync::Collection<Document>` for the MongoDB core.
     pub mongetter: Option<Located<Expr>>,
+    /// A `fn() -> redis::Client` for the Redis core.
+    pub redis_client: Option<Located<Expr>>,
     /// Expressions of type `Duration`.
     pub stale_after: Option<TokenStream>,
     pub next_time: Option<Located<bool>>,
@@ -65,7 +68,7 @@ pub struct Attrs {
     pub given: Vec<(String, Span)>,
 }
 
-const OPTIONS: &str = "backend, cache_dir, core, mongetter, stale_after, next_time, wait_for_calc_timeout, \
+const OPTIONS: &str = "backend, cache_dir, core, mongetter, redis_client, stale_after, next_time, wait_for_calc_timeout, \
                        allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, \
                        body_changes, deps, local, ignore, crate";
 
@@ -101,6 +104,7 @@ impl Attrs {
             "cache_dir" => fill(&mut self.cache_dir, &name, span, expr(&meta)?),
             "core" => fill(&mut self.core, &name, span, expr(&meta)?),
             "mongetter" => fill(&mut self.mongetter, &name, span, expr(&meta)?),
+            "redis_client" => fill(&mut self.redis_client, &name, span, expr(&meta)?),
             "stale_after" => fill(&mut self.stale_after, &name, span, duration(&meta)?),
             "next_time" => fill(&mut self.next_time, &name, span, flag(&meta)?),
             "wait_for_calc_timeout" => fill(&mut self.wait_for_calc_timeout, &name, span, duration(&meta)?),
@@ -297,7 +301,7 @@ fn flag(meta: &Meta) -> syn::Result<Located<bool>> {
 }
 
 fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
-    const EXPECTED: &str = r#"expected "file", "memory" or "mongo""#;
+    const EXPECTED: &str = r#"expected "file", "memory", "mongo" or "redis""#;
     let expr = value(meta)?;
     let lit = string(expr)
         .ok_or_else(|| syn::Error::new_spanned(expr, format!("cachier: `backend` {EXPECTED}")))?;
@@ -305,6 +309,7 @@ fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
         "file" => Backend::File,
         "memory" => Backend::Memory,
         "mongo" => Backend::Mongo,
+        "redis" => Backend::Redis,
         other => {
             return Err(syn::Error::new_spanned(
                 lit,

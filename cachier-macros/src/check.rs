@@ -62,14 +62,22 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
             ));
         }
     }
-    if let Some(getter) = &attrs.mongetter {
+    let getters = [
+        ("mongetter", &attrs.mongetter, Backend::Mongo, "mongo"),
+        ("redis_client", &attrs.redis_client, Backend::Redis, "redis"),
+    ];
+    for (name, getter, its_backend, its_name) in getters {
+        let Some(getter) = getter else { continue };
         if attrs.core.is_some() {
-            errors.push(error(getter.span, "give either `core` or `mongetter`, not both"));
-        }
-        if backend.is_some_and(|b| b != Backend::Mongo) {
             errors.push(error(
                 getter.span,
-                "`mongetter` only applies to `backend = \"mongo\"`",
+                &format!("give either `core` or `{name}`, not both"),
+            ));
+        }
+        if backend.is_some_and(|b| b != its_backend) {
+            errors.push(error(
+                getter.span,
+                &format!("`{name}` only applies to `backend = \"{its_name}\"`"),
             ));
         }
     }

@@ -497,6 +497,8 @@ fn builder(
             Backend::Memory => quote!(.backend(#krate::Backend::Memory)),
             // Needs the `mongo` feature of `cachier`, which defines this variant.
             Backend::Mongo => quote!(.backend(#krate::Backend::Mongo)),
+            // Needs the `redis` feature.
+            Backend::Redis => quote!(.backend(#krate::Backend::Redis)),
         });
     }
     if let Some(dir) = &attrs.cache_dir {
@@ -510,6 +512,10 @@ fn builder(
     if let Some(getter) = &attrs.mongetter {
         let getter = &getter.value;
         calls.push(quote_spanned!(getter.span()=> .mongetter(#getter)));
+    }
+    if let Some(getter) = &attrs.redis_client {
+        let getter = &getter.value;
+        calls.push(quote_spanned!(getter.span()=> .redis_client(#getter)));
     }
     let valued = [
         ("stale_after", attrs.stale_after.as_ref()),

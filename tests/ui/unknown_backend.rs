@@ -1,6 +1,6 @@
 use cachier::cachier;
 
-#[cachier(backend = "redis")]
+#[cachier(backend = "sqlite")]
 fn f(x: u64) -> u64 {
     x
 }

@@ -5,6 +5,10 @@ pub mod file;
 pub mod memory;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(any(feature = "mongo", feature = "redis"))]
+mod remote;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -209,6 +213,10 @@ pub(crate) fn for_backend(
         #[cfg(feature = "mongo")]
         Backend::Mongo => Box::new(config::read(|global| {
             mongo::MongoCore::with_params(function, &global.mongo)
+        })),
+        #[cfg(feature = "redis")]
+        Backend::Redis => Box::new(config::read(|global| {
+            redis::RedisCore::with_params(function, &global.redis)
         })),
     }
 }

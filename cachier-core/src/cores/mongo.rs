@@ -18,10 +18,9 @@
 //! When the server cannot be reached, every operation fails fast for
 //! `retry_after` instead of paying the server-selection timeout on each call.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use mongodb::IndexModel;
 use mongodb::bson::spec::BinarySubtype;
@@ -30,6 +29,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::sync::{Client, Collection};
 
+use crate::cores::remote::{Outage, leased, owner_id};
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -105,8 +105,7 @@ pub struct MongoCore {
     collection: Mutex<Option<Collection<Document>>>,
     indexed: AtomicBool,
     lease: Duration,
-    retry_after: Duration,
-    down_until: Mutex<Option<Instant>>,
+    outage: Outage,
 }
 
 impl MongoCore {
@@ -133,8 +132,7 @@ impl MongoCore {
             collection: Mutex::new(None),
             indexed: AtomicBool::new(false),
             lease: params.lease,
-            retry_after: params.retry_after,
-            down_until: Mutex::new(None),
+            outage: Outage::new("MongoDB", params.retry_after),
         }
     }
 
@@ -144,22 +142,12 @@ impl MongoCore {
         &self,
         op: impl FnOnce(&Collection<Document>) -> mongodb::error::Result<T>,
     ) -> Result<T> {
-        let mut down = self.down_until.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(until) = *down {
-            if Instant::now() < until {
-                return Err(Error::Backend(
-                    "MongoDB unreachable recently; skipping it for now".into(),
-                ));
-            }
-            *down = None;
-        }
-        drop(down);
+        self.outage.check()?;
         let collection = self.collection()?;
         let result = self.ensure_index(&collection).and_then(|()| op(&collection));
         result.map_err(|e| {
             if is_unreachable(&e) {
-                *self.down_until.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Instant::now() + self.retry_after);
+                self.outage.started();
             }
             Error::Backend(e.to_string())
         })
@@ -230,24 +218,6 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 
 fn date(time: SystemTime) -> DateTime {
     DateTime::from_system_time(time)
-}
-
-/// Who holds a claim: this host, process and a per-claim nonce.
-fn owner_id() -> String {
-    static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .or_else(|| std::env::var("COMPUTERNAME").ok());
-        host.map_or_else(|| "unknown-host".into(), |h| h.trim().to_owned())
-    });
-    static NONCE: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}/{}/{}",
-        *HOST,
-        std::process::id(),
-        NONCE.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 impl Core for MongoCore {
@@ -351,34 +321,24 @@ impl MongoCore {
             filter
         };
         let lease = self.lease;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let renewer = {
-            let (collection, mine) = (collection.clone(), mine.clone());
-            std::thread::Builder::new()
-                .name("cachier-lease".into())
-                .spawn(move || {
-                    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 3) {
-                        let expires = date(SystemTime::now() + lease);
-                        let renewed = collection
-                            .update_one(mine.clone(), doc! { "$set": { "claim.expires": expires } })
-                            .run();
-                        if let Err(e) = renewed {
-                            tracing::warn!(error = %e, "cachier: cannot renew a MongoDB claim");
-                        }
-                    }
-                })
-        };
-        Claim::new(move || {
-            drop(stop);
-            if let Ok(renewer) = renewer {
-                let _ = renewer.join();
-            }
-            if let Err(e) = collection
-                .update_one(mine, doc! { "$unset": { "claim": "" } })
+        let (renewing, renewed) = (collection.clone(), mine.clone());
+        let renew = move || {
+            let expires = date(SystemTime::now() + lease);
+            let update = doc! { "$set": { "claim.expires": expires } };
+            renewing
+                .update_one(renewed.clone(), update)
                 .run()
-            {
-                tracing::warn!(error = %e, "cachier: cannot release a MongoDB claim; it expires with its lease");
-            }
-        })
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        let release = move || {
+            let update = doc! { "$unset": { "claim": "" } };
+            collection
+                .update_one(mine, update)
+                .run()
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        leased("MongoDB", lease, renew, release)
     }
 }

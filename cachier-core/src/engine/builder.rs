@@ -95,6 +95,19 @@ impl FunctionCacheBuilder {
         self
     }
 
+    /// Stores entries in the Redis server of the client `getter` returns
+    /// (called on first use).
+    #[cfg(feature = "redis")]
+    pub fn redis_client(mut self, getter: fn() -> redis::Client) -> Self {
+        let params = config::read(|g| g.redis.clone());
+        self.core = Some(Box::new(crate::cores::redis::RedisCore::with_client(
+            &self.function,
+            getter,
+            &params,
+        )));
+        self
+    }
+
     /// Stores entries in a core of your own instead of a built-in backend.
     pub fn core(mut self, core: impl Core) -> Self {
         self.core = Some(Box::new(core));

@@ -1,0 +1,364 @@
+//! The Redis core (feature `redis`): one cache shared by every process and
+//! machine that reaches the same Redis server.
+//!
+//! One Redis string per entry, and one per claim, under a prefix per
+//! function:
+//!
+//! ```text
+//! cachier:<function>:e:<40 hex key>   the entry, in the file core's format
+//!                                     (magic, version, key, CRC-32, time, value)
+//! cachier:<function>:c:<40 hex key>   a claim: its owner, "<host>/<pid>/<nonce>",
+//!                                     expiring with its lease (PX)
+//! ```
+//!
+//! An entry carries its key and a checksum, so a value written under another
+//! name or damaged reads as a miss. Claiming is `SET NX PX`: exactly one caller
+//! wins; the winner renews its lease while it computes, and renewal and release
+//! are compare-and-set scripts that touch the claim only while it is the
+//! owner's. Entries get no Redis TTL: a stale entry is what `next_time` serves
+//! while it refreshes, so entries go by `clear_cache` and `cleanup_stale`.
+//! Clearing walks the function's keys with `SCAN` and deletes them with
+//! `UNLINK`, never blocking the server with `KEYS`.
+//!
+//! When the server cannot be reached, every operation fails fast for
+//! `retry_after` instead of paying the connect timeout on each call.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisResult, Script};
+
+use crate::cores::file::format;
+use crate::cores::remote::{Outage, leased, owner_id};
+use crate::cores::{Claim, Core};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// Redis's limit on a string, less room for the entry's header.
+const MAX_VALUE_LEN: usize = 512 * 1024 * 1024 - 1024;
+/// Keys asked for per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// Settings of Redis cores that connect by URL, and of claims and outages.
+///
+/// ```
+/// let params = cachier_core::RedisParams::default();
+/// assert_eq!(params.prefix, "cachier");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisParams {
+    /// The server, for `backend = "redis"` without a `redis_client`, such as
+    /// `redis://127.0.0.1:6379/0`. Default: `$CACHIER_REDIS_URL`.
+    pub url: Option<String>,
+    /// What every key of the cache begins with. Default: `cachier`.
+    pub prefix: String,
+    /// How long connecting, and each command, may take before a call gives up
+    /// on the server. Default: 2 s.
+    pub timeout: Duration,
+    /// After a failure to reach the server, how long to skip it. Default: 10 s.
+    pub retry_after: Duration,
+    /// How long a claim lasts unless its owner renews it (owners renew every
+    /// third of it while they compute). Default: 30 s.
+    pub lease: Duration,
+}
+
+impl Default for RedisParams {
+    fn default() -> Self {
+        RedisParams {
+            url: std::env::var("CACHIER_REDIS_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
+            prefix: "cachier".into(),
+            timeout: Duration::from_secs(2),
+            retry_after: Duration::from_secs(10),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a core gets its client.
+enum Source {
+    Getter(fn() -> Client),
+    Url,
+}
+
+/// Stores the entries of one function in Redis.
+///
+/// ```no_run
+/// use cachier_core::{RedisCore, RedisParams};
+///
+/// fn client() -> redis::Client {
+///     redis::Client::open("redis://cache.example:6379/0").unwrap()
+/// }
+/// let by_client = RedisCore::with_client("app::report", client, &RedisParams::default());
+/// let by_url = RedisCore::with_params("app::report", &RedisParams::default());
+/// ```
+pub struct RedisCore {
+    /// `<prefix>:<function>:`, with which every key of the function begins.
+    namespace: String,
+    source: Source,
+    params: RedisParams,
+    client: Mutex<Option<Client>>,
+    /// Connections not in use; one is opened when none is free.
+    idle: Mutex<Vec<Connection>>,
+    outage: Outage,
+}
+
+impl RedisCore {
+    /// A core on the client `getter` returns (called once, on first use).
+    #[must_use]
+    pub fn with_client(function: &str, getter: fn() -> Client, params: &RedisParams) -> Self {
+        Self::new(function, Source::Getter(getter), params)
+    }
+
+    /// A core that connects to `params.url` on first use.
+    #[must_use]
+    pub fn with_params(function: &str, params: &RedisParams) -> Self {
+        Self::new(function, Source::Url, params)
+    }
+
+    fn new(function: &str, source: Source, params: &RedisParams) -> Self {
+        RedisCore {
+            namespace: format!("{}:{function}:", params.prefix),
+            source,
+            params: params.clone(),
+            client: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            outage: Outage::new("Redis", params.retry_after),
+        }
+    }
+
+    fn entry_key(&self, key: &Key) -> String {
+        format!("{}e:{key}", self.namespace)
+    }
+
+    fn claim_key(&self, key: &Key) -> String {
+        format!("{}c:{key}", self.namespace)
+    }
+
+    /// Runs `op` on a connection, unless the server was found down within
+    /// `retry_after`; a failure to reach it starts such a period. The
+    /// connection goes back to the idle ones unless the operation broke it.
+    fn with_connection<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        self.outage.check()?;
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        match op(&mut connection) {
+            Ok(value) => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(connection);
+                Ok(value)
+            }
+            Err(e) => {
+                if is_unreachable(&e) {
+                    self.outage.started();
+                } else if connection.is_open() {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(connection);
+                }
+                Err(Error::Backend(e.to_string()))
+            }
+        }
+    }
+
+    /// The client, made on first use.
+    fn client(&self) -> Result<Client> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = match self.source {
+            Source::Getter(getter) => getter(),
+            Source::Url => open(&self.params)?,
+        };
+        Ok(slot.insert(client).clone())
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let client = self.client()?;
+        let timeout = self.params.timeout;
+        let connected = client
+            .get_connection_with_timeout(timeout)
+            .and_then(|connection| {
+                connection.set_read_timeout(Some(timeout))?;
+                connection.set_write_timeout(Some(timeout))?;
+                Ok(connection)
+            });
+        connected.map_err(|e| {
+            self.outage.started();
+            Error::Backend(format!("cannot connect to Redis: {e}"))
+        })
+    }
+
+    /// Deletes the keys matching `pattern` (a glob below the function's
+    /// namespace) that `doomed` selects; returns how many went.
+    fn delete_matching(
+        &self,
+        pattern: &str,
+        doomed: impl Fn(&mut Connection, &[u8]) -> RedisResult<bool>,
+    ) -> Result<u64> {
+        let pattern = format!("{}{pattern}", glob_escaped(&self.namespace));
+        self.with_connection(|connection| {
+            let (mut cursor, mut deleted) = (0u64, 0u64);
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query(connection)?;
+                let mut chosen = Vec::new();
+                for key in keys {
+                    if doomed(connection, &key)? {
+                        chosen.push(key);
+                    }
+                }
+                if !chosen.is_empty() {
+                    deleted += redis::cmd("UNLINK").arg(chosen).query::<u64>(connection)?;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        })
+    }
+}
+
+fn open(params: &RedisParams) -> Result<Client> {
+    let url = params.url.as_deref().ok_or_else(|| {
+        Error::Backend(
+            "no Redis server: set CACHIER_REDIS_URL, the global redis.url, or a redis_client".into(),
+        )
+    })?;
+    Client::open(url).map_err(|e| Error::Backend(format!("bad Redis URL: {e}")))
+}
+
+/// Errors that mean the server could not be reached, as opposed to a refused command.
+fn is_unreachable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || matches!(error.kind(), ErrorKind::IoError)
+}
+
+/// `text` with the characters `SCAN MATCH` gives a meaning escaped.
+fn glob_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Extends a claim's lease, if it is still the owner's.
+const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+/// Removes a claim, if it is still the owner's.
+const RELEASE: &str =
+    r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+impl Core for RedisCore {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let name = self.entry_key(key);
+        let Some(bytes) =
+            self.with_connection(|c| redis::cmd("GET").arg(&name).query::<Option<Vec<u8>>>(c))?
+        else {
+            return Ok(None);
+        };
+        format::decode(key, &bytes)
+            .map(Some)
+            .map_err(|reason| Error::Corrupt { what: name, reason })
+    }
+
+    fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
+        if entry.value.len() > MAX_VALUE_LEN {
+            return Err(Error::Backend(format!(
+                "a value of {} bytes does not fit in a Redis string",
+                entry.value.len()
+            )));
+        }
+        let (name, bytes) = (self.entry_key(key), format::encode(key, entry));
+        self.with_connection(|c| redis::cmd("SET").arg(&name).arg(bytes).query::<()>(c))
+    }
+
+    fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
+        let (name, owner, lease) = (self.claim_key(key), owner_id(), self.params.lease);
+        let won = self.with_connection(|c| {
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(&owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(lease))
+                .query::<Option<String>>(c)
+        })?;
+        if won.is_none() {
+            return Ok(None);
+        }
+        let client = self.client()?;
+        let run = move |script: &str, extra: Option<u64>| -> std::result::Result<(), String> {
+            let mut connection = client
+                .get_connection_with_timeout(lease)
+                .map_err(|e| e.to_string())?;
+            let script = Script::new(script);
+            let mut invocation = script.key(&name);
+            invocation.arg(&owner);
+            if let Some(extra) = extra {
+                invocation.arg(extra);
+            }
+            invocation
+                .invoke::<i64>(&mut connection)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        let renewing = run.clone();
+        Ok(Some(leased(
+            "Redis",
+            lease,
+            move || renewing(RENEW, Some(millis(lease))),
+            move || run(RELEASE, None),
+        )))
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.delete_matching("*", |_, _| Ok(true)).map(drop)
+    }
+
+    fn clear_claims(&self) -> Result<()> {
+        self.delete_matching("c:*", |_, _| Ok(true)).map(drop)
+    }
+
+    fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
+        let header_end = isize::try_from(format::HEADER_LEN - 1).unwrap_or(isize::MAX);
+        self.delete_matching("e:*", |connection, name| {
+            let header: Vec<u8> = redis::cmd("GETRANGE")
+                .arg(name)
+                .arg(0)
+                .arg(header_end)
+                .query(connection)?;
+            Ok(format::computed_at(&header).is_some_and(|computed_at| computed_at < cutoff))
+        })
+    }
+
+    fn waits_on_network(&self) -> bool {
+        true
+    }
+}
