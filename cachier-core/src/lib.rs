@@ -9,7 +9,8 @@
 //!   processes, statistics, and the rule that cache failures never become caller
 //!   failures;
 //! - the [`Core`] trait and its built-in backends, [`FileCore`] (the default)
-//!   and [`MemoryCore`], and with feature `mongo` the `MongoCore`;
+//!   and [`MemoryCore`], with feature `mongo` the `MongoCore` and with
+//!   feature `redis` the `RedisCore`;
 //! - [`Key`]s, SHA-1 digests of a [`canonical`] encoding of the arguments;
 //! - process-wide [`GlobalParams`] and the [`disable_caching`] switch.
 //!
