@@ -23,7 +23,7 @@
 //! When the server cannot be reached, every operation fails fast for
 //! `retry_after` instead of paying the connect timeout on each call.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisResult, Script};
@@ -98,6 +98,12 @@ enum Source {
 pub struct RedisCore {
     /// `<prefix>:<function>:`, with which every key of the function begins.
     namespace: String,
+    /// Shared with the claims, which renew and release through it.
+    server: Arc<Server>,
+}
+
+/// The server as one core reaches it: its client and idle connections.
+struct Server {
     source: Source,
     params: RedisParams,
     client: Mutex<Option<Client>>,
@@ -122,11 +128,13 @@ impl RedisCore {
     fn new(function: &str, source: Source, params: &RedisParams) -> Self {
         RedisCore {
             namespace: format!("{}:{function}:", params.prefix),
-            source,
-            params: params.clone(),
-            client: Mutex::new(None),
-            idle: Mutex::new(Vec::new()),
-            outage: Outage::new("Redis", params.retry_after),
+            server: Arc::new(Server {
+                source,
+                params: params.clone(),
+                client: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
+                outage: Outage::new("Redis", params.retry_after),
+            }),
         }
     }
 
@@ -138,65 +146,8 @@ impl RedisCore {
         format!("{}c:{key}", self.namespace)
     }
 
-    /// Runs `op` on a connection, unless the server was found down within
-    /// `retry_after`; a failure to reach it starts such a period. The
-    /// connection goes back to the idle ones unless the operation broke it.
     fn with_connection<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
-        self.outage.check()?;
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => self.connect()?,
-        };
-        match op(&mut connection) {
-            Ok(value) => {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(connection);
-                Ok(value)
-            }
-            Err(e) => {
-                if is_unreachable(&e) {
-                    self.outage.started();
-                } else if connection.is_open() {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(connection);
-                }
-                Err(Error::Backend(e.to_string()))
-            }
-        }
-    }
-
-    /// The client, made on first use.
-    fn client(&self) -> Result<Client> {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = &*slot {
-            return Ok(client.clone());
-        }
-        let client = match self.source {
-            Source::Getter(getter) => getter(),
-            Source::Url => open(&self.params)?,
-        };
-        Ok(slot.insert(client).clone())
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let client = self.client()?;
-        let timeout = self.params.timeout;
-        let connected = client
-            .get_connection_with_timeout(timeout)
-            .and_then(|connection| {
-                connection.set_read_timeout(Some(timeout))?;
-                connection.set_write_timeout(Some(timeout))?;
-                Ok(connection)
-            });
-        connected.map_err(|e| {
-            self.outage.started();
-            Error::Backend(format!("cannot connect to Redis: {e}"))
-        })
+        self.server.with_connection(op)
     }
 
     /// Deletes the keys matching `pattern` (a glob below the function's
@@ -231,6 +182,59 @@ impl RedisCore {
                 }
                 cursor = next;
             }
+        })
+    }
+}
+
+impl Server {
+    /// Runs `op` on a connection, unless the server was found down within
+    /// `retry_after`; a failure to reach it starts such a period. The
+    /// connection goes back to the idle ones unless the operation broke it.
+    fn with_connection<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        self.outage.check()?;
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let result = op(&mut connection);
+        if result.as_ref().is_err_and(is_unreachable) {
+            self.outage.started();
+        } else if connection.is_open() {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(connection);
+        }
+        result.map_err(|e| Error::Backend(e.to_string()))
+    }
+
+    /// The client, made on first use.
+    fn client(&self) -> Result<Client> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = match self.source {
+            Source::Getter(getter) => getter(),
+            Source::Url => open(&self.params)?,
+        };
+        Ok(slot.insert(client).clone())
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let client = self.client()?;
+        let timeout = self.params.timeout;
+        let connected = client
+            .get_connection_with_timeout(timeout)
+            .and_then(|connection| {
+                connection.set_read_timeout(Some(timeout))?;
+                connection.set_write_timeout(Some(timeout))?;
+                Ok(connection)
+            });
+        connected.map_err(|e| {
+            self.outage.started();
+            Error::Backend(format!("cannot connect to Redis: {e}"))
         })
     }
 }
@@ -270,10 +274,17 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// Extends a claim's lease, if it is still the owner's.
-const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+    )
+});
 /// Removes a claim, if it is still the owner's.
-const RELEASE: &str =
-    r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+});
 
 impl Core for RedisCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
@@ -300,7 +311,7 @@ impl Core for RedisCore {
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
-        let (name, owner, lease) = (self.claim_key(key), owner_id(), self.params.lease);
+        let (name, owner, lease) = (self.claim_key(key), owner_id(), self.server.params.lease);
         let won = self.with_connection(|c| {
             redis::cmd("SET")
                 .arg(&name)
@@ -313,19 +324,17 @@ impl Core for RedisCore {
         if won.is_none() {
             return Ok(None);
         }
-        let client = self.client()?;
-        let run = move |script: &str, extra: Option<u64>| -> std::result::Result<(), String> {
-            let mut connection = client
-                .get_connection_with_timeout(lease)
-                .map_err(|e| e.to_string())?;
-            let script = Script::new(script);
-            let mut invocation = script.key(&name);
-            invocation.arg(&owner);
-            if let Some(extra) = extra {
-                invocation.arg(extra);
-            }
-            invocation
-                .invoke::<i64>(&mut connection)
+        let server = Arc::clone(&self.server);
+        let run = move |script: &Script, extra: Option<u64>| -> std::result::Result<(), String> {
+            server
+                .with_connection(|connection| {
+                    let mut invocation = script.key(&name);
+                    invocation.arg(&owner);
+                    if let Some(extra) = extra {
+                        invocation.arg(extra);
+                    }
+                    invocation.invoke::<i64>(connection)
+                })
                 .map(drop)
                 .map_err(|e| e.to_string())
         };
@@ -333,8 +342,8 @@ impl Core for RedisCore {
         Ok(Some(leased(
             "Redis",
             lease,
-            move || renewing(RENEW, Some(millis(lease))),
-            move || run(RELEASE, None),
+            move || renewing(&RENEW, Some(millis(lease))),
+            move || run(&RELEASE, None),
         )))
     }
 
