@@ -39,6 +39,7 @@ mod engine;
 mod entry;
 mod error;
 mod key;
+pub mod metrics;
 mod options;
 mod outcome;
 mod scope;
@@ -60,7 +61,7 @@ pub use crate::cores::redis::{RedisCore, RedisParams};
 pub use crate::cores::{Claim, Core};
 #[cfg(feature = "async")]
 pub use crate::engine::TaskJob;
-pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job};
+pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job, functions};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};
 pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};

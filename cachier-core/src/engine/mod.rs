@@ -16,6 +16,7 @@ mod builder;
 mod call;
 mod flight;
 mod mode;
+mod registry;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use self::flight::{Computing, Flights, Join, Landed, Pilot};
 #[cfg(feature = "async")]
 use self::mode::Tokio;
 use self::mode::{Blocking, Mode, block_on};
+pub use self::registry::functions;
 use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config;
 use crate::cores::Core;
@@ -97,7 +99,7 @@ impl FunctionCache {
     }
 
     fn new(function: String, key_space: KeySpace, core: Box<dyn Core>, options: FunctionOptions) -> Self {
-        FunctionCache {
+        let cache = FunctionCache {
             inner: Arc::new(Inner {
                 function,
                 key_space,
@@ -110,7 +112,17 @@ impl FunctionCache {
                 last_reclaim: Mutex::new(None),
                 told_other_versions: AtomicBool::new(false),
             }),
-        }
+        };
+        registry::register(&cache.inner);
+        cache
+    }
+
+    /// The function's name, as given to [`builder`](Self::builder): for
+    /// `#[cachier]` functions, their path (`app::report`,
+    /// `<app::Model as app::Scorer>::score`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.function
     }
 
     /// The key of `args` for this function.
