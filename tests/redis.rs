@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cachier::{Core, RedisCore, RedisParams, cachier, redis};
-use support::{PATIENCE, Peer, role, say, wait_for_parent};
+use support::PATIENCE;
 
 /// Short enough that the takeover test is quick, long enough to be renewed in time.
 const LEASE: Duration = Duration::from_secs(2);
@@ -60,91 +60,7 @@ mod contract {
     cachier_core::core_contract!(fresh);
 }
 
-#[cachier(backend = "redis")]
-fn race(run: &str) -> String {
-    say("computing");
-    wait_for_parent();
-    format!("{run} computed by {}", std::process::id())
-}
-
-#[cachier(backend = "redis")]
-fn held(run: &str) -> String {
-    if role() == "hold" {
-        say("computing");
-        wait_for_parent();
-    }
-    format!("{run} computed by {}", std::process::id())
-}
-
-#[cachier(backend = "redis", stale_after = "1h")]
-fn shared(run: &str) -> String {
-    format!("{run} computed by {}", std::process::id())
-}
-
-/// The other processes' side of the tests below. Arguments arrive in `CACHIER_TEST_RUN`.
-#[test]
-#[ignore = "a helper: the other tests of this file run it as a child process"]
-fn child() {
-    init();
-    let run = support::run();
-    match role().as_str() {
-        "race" => say(&format!("value={}", race.verbose_cache(&run))),
-        "hold" => say(&format!("value={}", held(&run))),
-        "store" => say(&format!("value={}", shared(&run))),
-        "clear" => shared.clear_cache().unwrap(),
-        other => panic!("unknown role {other:?}"),
-    }
-}
-
-/// A run id, so that tests never see entries of earlier runs against a lasting server.
-fn run_id(test: &str) -> String {
-    format!("{test}-{}-{:?}", std::process::id(), std::time::SystemTime::now())
-}
-
-#[test]
-fn processes_sharing_a_key_compute_once() {
-    init();
-    let run = run_id("race");
-    let value = support::race("race", &run, 3);
-    assert_eq!(race(&run), value, "this process reads the shared value");
-    assert_eq!(race.cache_info().recalculations, 0);
-}
-
-#[test]
-fn a_claim_of_a_killed_process_is_taken_over_after_its_lease() {
-    init();
-    let run = run_id("held");
-    let peer = Peer::start("hold", &run);
-    peer.expect("computing");
-    let key = held.cache().key(&(run.as_str(),)).unwrap();
-    assert!(
-        held.cache().core().try_claim(&key).unwrap().is_none(),
-        "the child's claim should be live"
-    );
-    peer.kill();
-    // No wait_for_calc_timeout: only the expiring lease lets this call through.
-    let ours = held(&run);
-    assert_eq!(ours, format!("{run} computed by {}", std::process::id()));
-    assert_eq!(held.cache_info().recalculations, 1);
-}
-
-#[test]
-fn values_and_clears_of_other_processes_are_seen() {
-    init();
-    let run = run_id("shared");
-    let theirs = Peer::start("store", &run).value();
-    assert_eq!(
-        shared(&run),
-        theirs,
-        "a value stored by another process must be served"
-    );
-    Peer::start("clear", &run).finish();
-    assert_eq!(
-        shared(&run),
-        format!("{run} computed by {}", std::process::id()),
-        "their clear must be seen"
-    );
-}
+support::shared_store_tests!("redis");
 
 #[cachier(backend = "redis", entry_size_limit = "1KB")]
 fn large(n: usize) -> Vec<u8> {
@@ -230,35 +146,10 @@ fn a_server_outage_costs_the_cache_not_the_caller() {
         .unwrap()
         .port();
     OWN_PORT.set(port).unwrap();
-    let mut server = Server::start(port);
-    assert_eq!(on_own_server(1), 10);
-    assert_eq!(on_own_server(1), 10);
-    assert_eq!(on_own_server.cache_info().hits, 1);
-
-    server.stop();
-    let errors = on_own_server.cache_info().cache_errors;
-    assert_eq!(
-        on_own_server(2),
-        20,
-        "the function's own result while the server is down"
-    );
-    assert_eq!(on_own_server(3), 30);
-    let info = on_own_server.cache_info();
-    assert!(
-        info.cache_errors >= errors + 2,
-        "every failure is counted: {info:?}"
-    );
-
-    drop(server);
-    let _server = Server::start(port);
-    // The core skips the server for RETRY_AFTER after a failure: let that pass.
-    std::thread::sleep(RETRY_AFTER);
-    assert_eq!(on_own_server(4), 40);
-    let hits = on_own_server.cache_info().hits;
-    assert_eq!(on_own_server(4), 40);
-    assert_eq!(
-        on_own_server.cache_info().hits,
-        hits + 1,
-        "caching resumes once the server is back"
+    support::survives_an_outage(
+        || Server::start(port),
+        *on_own_server,
+        on_own_server.cache(),
+        RETRY_AFTER,
     );
 }

@@ -22,12 +22,7 @@ use common::*;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 fn hit_u64_pair(c: &mut Criterion) {
-    let mut group = c.benchmark_group("hit_u64_pair");
-    for (name, f) in adders() {
-        f(1, 2);
-        group.bench_function(name, |b| b.iter(|| f(black_box(1), black_box(2))));
-    }
-    group.finish();
+    bench_hits(c, "hit_u64_pair", &adders());
 }
 
 fn hit_str_map(c: &mut Criterion) {
@@ -40,17 +35,8 @@ fn hit_str_map(c: &mut Criterion) {
     group.finish();
 }
 
-/// A call with arguments never seen before: a lookup that misses, then a store.
 fn miss_and_store(c: &mut Criterion) {
-    let mut group = c.benchmark_group("miss_and_store");
-    group.sampling_mode(SamplingMode::Flat);
-    for (name, f) in adders() {
-        let fresh = AtomicU64::new(1 << 40);
-        group.bench_function(name, |b| {
-            b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 0))
-        });
-    }
-    group.finish();
+    bench_misses(c, "miss_and_store", &adders());
 }
 
 /// Two threads calling the same cached key as fast as they can; time per call pair.

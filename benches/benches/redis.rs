@@ -9,21 +9,17 @@
 //! `RedisCache` (an r2d2 pool, MessagePack values) called as `#[io_cached]`
 //! calls it: look up, else compute and store.
 
-use std::hint::black_box;
+mod common;
+
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use cached::{ConcurrentCached, RedisCache};
 use cachier::cachier;
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use common::{AddFn, add, bench_hits, bench_misses};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 fn url() -> String {
     std::env::var("CACHIER_REDIS_URL").expect("a Redis server: run this with scripts/with-redis")
-}
-
-/// A function body: cheap, so the benchmark measures the caches.
-fn add(a: u64, b: u64) -> u64 {
-    a.wrapping_add(b)
 }
 
 #[cachier(backend = "redis")]
@@ -49,9 +45,7 @@ fn cached_redis_add(a: u64, b: u64) -> u64 {
     value
 }
 
-type Add = fn(u64, u64) -> u64;
-
-fn adders() -> [(&'static str, Add); 2] {
+fn adders() -> [(&'static str, AddFn); 2] {
     let mut params = cachier::global_params().redis.clone();
     params.url = Some(url());
     cachier::set_global_params(cachier::global_params().redis(params));
@@ -63,24 +57,11 @@ fn adders() -> [(&'static str, Add); 2] {
 }
 
 fn hit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("redis_hit_u64_pair");
-    for (name, f) in adders() {
-        f(1, 2);
-        group.bench_function(name, |b| b.iter(|| f(black_box(1), black_box(2))));
-    }
-    group.finish();
+    bench_hits(c, "redis_hit_u64_pair", &adders());
 }
 
 fn miss_and_store(c: &mut Criterion) {
-    let mut group = c.benchmark_group("redis_miss_and_store");
-    group.sampling_mode(SamplingMode::Flat);
-    for (name, f) in adders() {
-        let fresh = AtomicU64::new(1 << 40);
-        group.bench_function(name, |b| {
-            b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 0))
-        });
-    }
-    group.finish();
+    bench_misses(c, "redis_miss_and_store", &adders());
 }
 
 criterion_group!(benches, hit, miss_and_store);

@@ -167,9 +167,17 @@ fn name_of(meta: &Meta) -> String {
     meta.path().to_token_stream().to_string()
 }
 
+/// The value of `name = value`, seen through the invisible groups that
+/// `macro_rules!` puts around what it substitutes (`backend = $backend`).
 fn value(meta: &Meta) -> syn::Result<&Expr> {
     match meta {
-        Meta::NameValue(nv) => Ok(&nv.value),
+        Meta::NameValue(nv) => {
+            let mut value = &nv.value;
+            while let Expr::Group(group) = value {
+                value = &group.expr;
+            }
+            Ok(value)
+        }
         _ => Err(syn::Error::new_spanned(
             meta,
             format!("cachier: `{}` needs a value: `{0} = ...`", name_of(meta)),

@@ -194,3 +194,144 @@ pub fn race(role: &str, run: &str, processes: usize) -> String {
     assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
     values[0].clone()
 }
+
+/// A function cached on a server of the test's own survives the server going
+/// away: while it is down, calls return the function's own results and count
+/// the failures; once it is back (and `retry_after` has passed), caching
+/// resumes. `start` starts the server; dropping what it returns stops it.
+pub fn survives_an_outage<S>(
+    start: impl Fn() -> S,
+    f: fn(u64) -> u64,
+    cache: &cachier::FunctionCache,
+    retry_after: Duration,
+) {
+    let server = start();
+    assert_eq!(f(1), 10);
+    assert_eq!(f(1), 10);
+    assert_eq!(cache.info().hits, 1);
+
+    drop(server);
+    let errors = cache.info().cache_errors;
+    assert_eq!(f(2), 20, "the function's own result while the server is down");
+    assert_eq!(f(3), 30);
+    let info = cache.info();
+    assert!(
+        info.cache_errors >= errors + 2,
+        "every failure is counted: {info:?}"
+    );
+
+    let _server = start();
+    // The core skips the server for retry_after after a failure: let that pass.
+    std::thread::sleep(retry_after);
+    assert_eq!(f(4), 40);
+    let hits = cache.info().hits;
+    assert_eq!(f(4), 40);
+    assert_eq!(
+        cache.info().hits,
+        hits + 1,
+        "caching resumes once the server is back"
+    );
+}
+
+/// The tests every core on a server passes, with processes of this binary as
+/// the other clients: three processes compute one key once, a killed claim
+/// holder is taken over after its lease, another process's store and clear
+/// are seen. The test file defines `init()`, which points the backend at its
+/// server with a short lease, and gets the ignored test `child` these
+/// processes run.
+#[allow(unused_macros)] // each test binary uses its own part of this
+macro_rules! shared_store_tests {
+    ($backend:literal) => {
+        #[cachier::cachier(backend = $backend)]
+        fn race(run: &str) -> String {
+            $crate::support::say("computing");
+            $crate::support::wait_for_parent();
+            format!("{run} computed by {}", std::process::id())
+        }
+
+        #[cachier::cachier(backend = $backend)]
+        fn held(run: &str) -> String {
+            if $crate::support::role() == "hold" {
+                $crate::support::say("computing");
+                $crate::support::wait_for_parent();
+            }
+            format!("{run} computed by {}", std::process::id())
+        }
+
+        #[cachier::cachier(backend = $backend, stale_after = "1h")]
+        fn shared(run: &str) -> String {
+            format!("{run} computed by {}", std::process::id())
+        }
+
+        /// The other processes' side of the tests below. Arguments arrive in `CACHIER_TEST_RUN`.
+        #[test]
+        #[ignore = "a helper: the other tests of this file run it as a child process"]
+        fn child() {
+            init();
+            let run = $crate::support::run();
+            match $crate::support::role().as_str() {
+                "race" => $crate::support::say(&format!("value={}", race.verbose_cache(&run))),
+                "hold" => $crate::support::say(&format!("value={}", held(&run))),
+                "store" => $crate::support::say(&format!("value={}", shared(&run))),
+                "clear" => shared.clear_cache().unwrap(),
+                other => panic!("unknown role {other:?}"),
+            }
+        }
+
+        /// A run id, so that tests never see entries of earlier runs against a lasting server.
+        fn run_id(test: &str) -> String {
+            format!(
+                "{test}-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            )
+        }
+
+        #[test]
+        fn processes_sharing_a_key_compute_once() {
+            init();
+            let run = run_id("race");
+            let value = $crate::support::race("race", &run, 3);
+            assert_eq!(race(&run), value, "this process reads the shared value");
+            assert_eq!(race.cache_info().recalculations, 0);
+        }
+
+        #[test]
+        fn a_claim_of_a_killed_process_is_taken_over_after_its_lease() {
+            init();
+            let run = run_id("held");
+            let peer = $crate::support::Peer::start("hold", &run);
+            peer.expect("computing");
+            let key = held.cache().key(&(run.as_str(),)).unwrap();
+            assert!(
+                held.cache().core().try_claim(&key).unwrap().is_none(),
+                "the child's claim should be live"
+            );
+            peer.kill();
+            // No wait_for_calc_timeout: only the expiring lease lets this call through.
+            let ours = held(&run);
+            assert_eq!(ours, format!("{run} computed by {}", std::process::id()));
+            assert_eq!(held.cache_info().recalculations, 1);
+        }
+
+        #[test]
+        fn values_and_clears_of_other_processes_are_seen() {
+            init();
+            let run = run_id("shared");
+            let theirs = $crate::support::Peer::start("store", &run).value();
+            assert_eq!(
+                shared(&run),
+                theirs,
+                "a value stored by another process must be served"
+            );
+            $crate::support::Peer::start("clear", &run).finish();
+            assert_eq!(
+                shared(&run),
+                format!("{run} computed by {}", std::process::id()),
+                "their clear must be seen"
+            );
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use shared_store_tests;

@@ -2,12 +2,15 @@
 #![allow(dead_code)] // each bench binary uses its own part of this
 
 use std::collections::HashMap;
+use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cached::proc_macro::cached;
 use cached::{ConcurrentCached, RedbCache};
 use cachier::cachier;
+use criterion::{Criterion, SamplingMode};
 
 pub fn bench_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -109,6 +112,30 @@ pub fn adders() -> [(&'static str, AddFn); 4] {
         ("cached/memory", cached_memory_add),
         ("cached/redb", cached_redb_add),
     ]
+}
+
+/// Hits of each `add` of `adders` on one key, side by side in `group`.
+pub fn bench_hits(c: &mut Criterion, group: &str, adders: &[(&str, AddFn)]) {
+    let mut group = c.benchmark_group(group);
+    for &(name, f) in adders {
+        f(1, 2);
+        group.bench_function(name, |b| b.iter(|| f(black_box(1), black_box(2))));
+    }
+    group.finish();
+}
+
+/// Calls of each `add` of `adders` with arguments never seen before (a lookup
+/// that misses, then a store), side by side in `group`.
+pub fn bench_misses(c: &mut Criterion, group: &str, adders: &[(&str, AddFn)]) {
+    let mut group = c.benchmark_group(group);
+    group.sampling_mode(SamplingMode::Flat);
+    for &(name, f) in adders {
+        let fresh = AtomicU64::new(1 << 40);
+        group.bench_function(name, |b| {
+            b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 0))
+        });
+    }
+    group.finish();
 }
 
 pub type WeighFn = fn(&str, &HashMap<String, u64>) -> u64;
