@@ -8,7 +8,9 @@ redis_install() {
     return
   fi
   echo "installing redis-server (apt-get)" >&2
-  apt-get install -y -q redis-server >/dev/null
+  # A fresh machine may have no package lists yet.
+  apt-get install -y -q redis-server >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }
 }
 
 # Starts a server on 127.0.0.1:$1 with a throwaway directory and no
