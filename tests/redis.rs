@@ -62,23 +62,6 @@ mod contract {
 
 support::shared_store_tests!("redis");
 
-#[cachier(backend = "redis", entry_size_limit = "1KB")]
-fn large(n: usize) -> Vec<u8> {
-    vec![7; n]
-}
-
-#[test]
-fn a_value_over_the_limit_is_returned_and_not_stored() {
-    init();
-    large.clear_cache().unwrap();
-    assert_eq!(large(4096).len(), 4096);
-    assert_eq!(large(4096).len(), 4096);
-    assert_eq!(large.cache_info().hits, 0, "not stored, so never a hit");
-    assert_eq!(large(10), vec![7; 10]);
-    assert_eq!(large(10), vec![7; 10]);
-    assert_eq!(large.cache_info().hits, 1);
-}
-
 /// A server of this test's own, which it stops and starts again.
 struct Server {
     process: Option<Child>,

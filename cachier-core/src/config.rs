@@ -26,6 +26,10 @@ pub enum Backend {
     /// [`RedisCore`](crate::RedisCore); feature `redis`).
     #[cfg(feature = "redis")]
     Redis,
+    /// In a PostgreSQL database or an SQLite file (see
+    /// [`SqlCore`](crate::SqlCore); feature `sql`).
+    #[cfg(feature = "sql")]
+    Sql,
 }
 
 /// Defaults for every cached function that does not set the option itself.
@@ -66,6 +70,9 @@ pub struct GlobalParams {
     /// The Redis core's server, key prefix, claims and outage handling.
     #[cfg(feature = "redis")]
     pub redis: crate::RedisParams,
+    /// The SQL core's database, table, claims and outage handling.
+    #[cfg(feature = "sql")]
+    pub sql: crate::SqlParams,
 }
 
 macro_rules! setters {
@@ -114,6 +121,14 @@ impl GlobalParams {
         self.redis = redis;
         self
     }
+
+    /// Sets [`GlobalParams::sql`].
+    #[cfg(feature = "sql")]
+    #[must_use]
+    pub fn sql(mut self, sql: crate::SqlParams) -> Self {
+        self.sql = sql;
+        self
+    }
 }
 
 impl Default for GlobalParams {
@@ -132,6 +147,8 @@ impl Default for GlobalParams {
             mongo: crate::MongoParams::default(),
             #[cfg(feature = "redis")]
             redis: crate::RedisParams::default(),
+            #[cfg(feature = "sql")]
+            sql: crate::SqlParams::default(),
         }
     }
 }

@@ -9,8 +9,8 @@
 //!   processes, statistics, and the rule that cache failures never become caller
 //!   failures;
 //! - the [`Core`] trait and its built-in backends, [`FileCore`] (the default)
-//!   and [`MemoryCore`], with feature `mongo` the `MongoCore` and with
-//!   feature `redis` the `RedisCore`;
+//!   and [`MemoryCore`], with feature `mongo` the `MongoCore`, with feature
+//!   `redis` the `RedisCore` and with feature `sql` the `SqlCore`;
 //! - [`Key`]s, SHA-1 digests of a [`canonical`] encoding of the arguments;
 //! - process-wide [`GlobalParams`] and the [`disable_caching`] switch.
 //!
@@ -58,6 +58,8 @@ pub use crate::cores::memory::MemoryCore;
 pub use crate::cores::mongo::{MongoCore, MongoParams};
 #[cfg(feature = "redis")]
 pub use crate::cores::redis::{RedisCore, RedisParams};
+#[cfg(feature = "sql")]
+pub use crate::cores::sql::{SqlCore, SqlParams};
 pub use crate::cores::{Claim, Core};
 #[cfg(feature = "async")]
 pub use crate::engine::TaskJob;

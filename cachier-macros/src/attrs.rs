@@ -24,6 +24,7 @@ pub enum Backend {
     Memory,
     Mongo,
     Redis,
+    Sql,
 }
 
 /// An option's value, with the span of the whole `name = value` for errors.
@@ -309,7 +310,7 @@ fn flag(meta: &Meta) -> syn::Result<Located<bool>> {
 }
 
 fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
-    const EXPECTED: &str = r#"expected "file", "memory", "mongo" or "redis""#;
+    const EXPECTED: &str = r#"expected "file", "memory", "mongo", "redis" or "sql""#;
     let expr = value(meta)?;
     let lit = string(expr)
         .ok_or_else(|| syn::Error::new_spanned(expr, format!("cachier: `backend` {EXPECTED}")))?;
@@ -318,6 +319,17 @@ fn backend(meta: &Meta) -> syn::Result<Located<Backend>> {
         "memory" => Backend::Memory,
         "mongo" => Backend::Mongo,
         "redis" => Backend::Redis,
+        "sql" => Backend::Sql,
+        "sqlite" | "postgres" | "postgresql" => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!(
+                    "cachier: unknown backend \"{}\"; write `backend = \"sql\"`, with the database in \
+                     $CACHIER_SQL_URL (`sqlite://<path>` or `postgres://..`)",
+                    lit.value()
+                ),
+            ));
+        }
         other => {
             return Err(syn::Error::new_spanned(
                 lit,

@@ -499,6 +499,8 @@ fn builder(
             Backend::Mongo => quote!(.backend(#krate::Backend::Mongo)),
             // Needs the `redis` feature.
             Backend::Redis => quote!(.backend(#krate::Backend::Redis)),
+            // Needs the `sql` feature.
+            Backend::Sql => quote!(.backend(#krate::Backend::Sql)),
         });
     }
     if let Some(dir) = &attrs.cache_dir {

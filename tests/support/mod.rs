@@ -236,7 +236,7 @@ pub fn survives_an_outage<S>(
 /// The tests every core on a server passes, with processes of this binary as
 /// the other clients: three processes compute one key once, a killed claim
 /// holder is taken over after its lease, another process's store and clear
-/// are seen. The test file defines `init()`, which points the backend at its
+/// are seen; and a value over the size limit is returned, not stored. The test file defines `init()`, which points the backend at its
 /// server with a short lease, and gets the ignored test `child` these
 /// processes run.
 #[allow(unused_macros)] // each test binary uses its own part of this
@@ -261,6 +261,24 @@ macro_rules! shared_store_tests {
         #[cachier::cachier(backend = $backend, stale_after = "1h")]
         fn shared(run: &str) -> String {
             format!("{run} computed by {}", std::process::id())
+        }
+
+        #[cachier::cachier(backend = $backend, entry_size_limit = "1KB")]
+        fn large(run: &str, n: usize) -> Vec<u8> {
+            vec![run.len() as u8; n]
+        }
+
+        #[test]
+        fn a_value_over_the_limit_is_returned_and_not_stored() {
+            init();
+            let run = run_id("large");
+            let big = vec![run.len() as u8; 4096];
+            assert_eq!(large(&run, 4096), big);
+            assert_eq!(large(&run, 4096), big);
+            assert_eq!(large.cache_info().hits, 0, "not stored, so never a hit");
+            assert_eq!(large(&run, 10), big[..10]);
+            assert_eq!(large(&run, 10), big[..10]);
+            assert_eq!(large.cache_info().hits, 1);
         }
 
         /// The other processes' side of the tests below. Arguments arrive in `CACHIER_TEST_RUN`.
@@ -335,3 +353,50 @@ macro_rules! shared_store_tests {
 }
 #[allow(unused_imports)]
 pub(crate) use shared_store_tests;
+
+/// The SQL core's suite on the database `url()` (a function the test file
+/// defines): the `Core` contract, and [`shared_store_tests`].
+#[allow(unused_macros)] // each test binary uses its own part of this
+macro_rules! sql_suite {
+    () => {
+        /// Short enough that the takeover test is quick, long enough to be renewed in time.
+        const LEASE: std::time::Duration = std::time::Duration::from_secs(2);
+        const RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+        fn params() -> cachier::SqlParams {
+            let mut params = cachier::SqlParams::default();
+            params.url = Some(url());
+            params.table = "cachier_test".into();
+            params.lease = LEASE;
+            params.retry_after = RETRY_AFTER;
+            params
+        }
+
+        /// Every process of this binary uses the test database and a short lease.
+        fn init() {
+            static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+            ONCE.get_or_init(|| cachier::set_global_params(cachier::global_params().sql(params())));
+        }
+
+        mod contract {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+
+            /// A fresh core: a function name no other core uses.
+            fn fresh() -> Box<dyn cachier::Core> {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                let function = format!(
+                    "contract-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                Box::new(cachier::SqlCore::with_params(&function, &super::params()))
+            }
+
+            cachier_core::core_contract!(fresh);
+        }
+
+        $crate::support::shared_store_tests!("sql");
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use sql_suite;

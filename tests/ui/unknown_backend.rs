@@ -1,6 +1,6 @@
 use cachier::cachier;
 
-#[cachier(backend = "sqlite")]
+#[cachier(backend = "memcached")]
 fn f(x: u64) -> u64 {
     x
 }

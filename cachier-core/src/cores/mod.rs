@@ -1,5 +1,6 @@
 //! The stores: the [`Core`] trait every backend implements, the [`Claim`] a
-//! computing caller holds, and the built-in backends (memory, file, MongoDB).
+//! computing caller holds, and the built-in backends (memory, file, MongoDB,
+//! Redis, SQL).
 
 pub mod file;
 pub mod memory;
@@ -7,8 +8,10 @@ pub mod memory;
 pub mod mongo;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(any(feature = "mongo", feature = "redis"))]
+#[cfg(any(feature = "mongo", feature = "redis", feature = "sql"))]
 mod remote;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -188,8 +191,8 @@ impl<C: Core + ?Sized> Core for Box<C> {
 
 /// The built-in core of `backend` for the function identified by `function`:
 /// the file core in `cache_dir` (else the global one) shared as `sharing` says
-/// (else as the global params say), the memory core, or the MongoDB core on the
-/// global params' server.
+/// (else as the global params say), the memory core, or the MongoDB, Redis or
+/// SQL core on the global params' server.
 pub(crate) fn for_backend(
     backend: Backend,
     function: &str,
@@ -217,6 +220,10 @@ pub(crate) fn for_backend(
         #[cfg(feature = "redis")]
         Backend::Redis => Box::new(config::read(|global| {
             redis::RedisCore::with_params(function, &global.redis)
+        })),
+        #[cfg(feature = "sql")]
+        Backend::Sql => Box::new(config::read(|global| {
+            sql::SqlCore::with_params(function, &global.sql)
         })),
     }
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisResult, Script};
 
 use crate::cores::file::format;
-use crate::cores::remote::{Outage, leased, owner_id};
+use crate::cores::remote::{Link, Pool, leased, owner_id};
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -107,9 +107,7 @@ struct Server {
     source: Source,
     params: RedisParams,
     client: Mutex<Option<Client>>,
-    /// Connections not in use; one is opened when none is free.
-    idle: Mutex<Vec<Connection>>,
-    outage: Outage,
+    pool: Pool<Connection>,
 }
 
 impl RedisCore {
@@ -132,8 +130,7 @@ impl RedisCore {
                 source,
                 params: params.clone(),
                 client: Mutex::new(None),
-                idle: Mutex::new(Vec::new()),
-                outage: Outage::new("Redis", params.retry_after),
+                pool: Pool::new("Redis", params.retry_after),
             }),
         }
     }
@@ -146,7 +143,7 @@ impl RedisCore {
         format!("{}c:{key}", self.namespace)
     }
 
-    fn with_connection<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    fn with_connection<T>(&self, op: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
         self.server.with_connection(op)
     }
 
@@ -187,26 +184,9 @@ impl RedisCore {
 }
 
 impl Server {
-    /// Runs `op` on a connection, unless the server was found down within
-    /// `retry_after`; a failure to reach it starts such a period. The
-    /// connection goes back to the idle ones unless the operation broke it.
-    fn with_connection<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
-        self.outage.check()?;
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => self.connect()?,
-        };
-        let result = op(&mut connection);
-        if result.as_ref().is_err_and(is_unreachable) {
-            self.outage.started();
-        } else if connection.is_open() {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(connection);
-        }
-        result.map_err(|e| Error::Backend(e.to_string()))
+    /// Runs `op` on a pooled connection (see [`Pool::run`]).
+    fn with_connection<T>(&self, op: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        self.pool.run(|| self.connect(), op)
     }
 
     /// The client, made on first use.
@@ -232,10 +212,23 @@ impl Server {
                 connection.set_write_timeout(Some(timeout))?;
                 Ok(connection)
             });
-        connected.map_err(|e| {
-            self.outage.started();
-            Error::Backend(format!("cannot connect to Redis: {e}"))
-        })
+        connected.map_err(|e| Error::Backend(format!("cannot connect to Redis: {e}")))
+    }
+}
+
+impl Link for Connection {
+    type Error = redis::RedisError;
+
+    fn unreachable(error: &redis::RedisError) -> bool {
+        error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout()
+            || matches!(error.kind(), ErrorKind::IoError)
+    }
+
+    fn is_open(&self) -> bool {
+        ConnectionLike::is_open(self)
     }
 }
 
@@ -246,15 +239,6 @@ fn open(params: &RedisParams) -> Result<Client> {
         )
     })?;
     Client::open(url).map_err(|e| Error::Backend(format!("bad Redis URL: {e}")))
-}
-
-/// Errors that mean the server could not be reached, as opposed to a refused command.
-fn is_unreachable(error: &redis::RedisError) -> bool {
-    error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || error.is_timeout()
-        || matches!(error.kind(), ErrorKind::IoError)
 }
 
 /// `text` with the characters `SCAN MATCH` gives a meaning escaped.
@@ -307,7 +291,7 @@ impl Core for RedisCore {
             )));
         }
         let (name, bytes) = (self.entry_key(key), format::encode(key, entry));
-        self.with_connection(|c| redis::cmd("SET").arg(&name).arg(bytes).query::<()>(c))
+        self.with_connection(|c| redis::cmd("SET").arg(&name).arg(&bytes).query::<()>(c))
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {

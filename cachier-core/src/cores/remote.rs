@@ -1,6 +1,6 @@
-//! What the cores on a server (MongoDB, Redis) share: skipping a server
-//! found unreachable for a while, who owns a claim, and a claim's lease
-//! renewed while its owner computes.
+//! What the cores on a server (MongoDB, Redis, SQL) share: skipping a server
+//! found unreachable for a while, a pool of idle connections, who owns a
+//! claim, and a claim's lease renewed while its owner computes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -47,6 +47,80 @@ impl Outage {
     pub fn started(&self) {
         *self.down_until.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(Instant::now() + self.retry_after);
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "sql"))]
+/// A connection as a [`Pool`] keeps it.
+pub(crate) trait Link: Send {
+    /// What an operation on the connection fails with.
+    type Error: std::fmt::Display;
+    /// Whether `error` means the server could not be reached, as opposed to
+    /// a refused command.
+    fn unreachable(error: &Self::Error) -> bool;
+    /// Whether the connection can serve another operation.
+    fn is_open(&self) -> bool;
+}
+
+#[cfg(any(feature = "redis", feature = "sql"))]
+/// Idle connections to one server, and its [`Outage`].
+pub(crate) struct Pool<C> {
+    idle: Mutex<Vec<C>>,
+    outage: Outage,
+}
+
+#[cfg(any(feature = "redis", feature = "sql"))]
+impl<C: Link> Pool<C> {
+    pub fn new(server: &'static str, retry_after: Duration) -> Self {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            outage: Outage::new(server, retry_after),
+        }
+    }
+
+    /// Runs `op` on an idle connection, or on one `connect` opens, unless the
+    /// server was found down within `retry_after`; a failure to reach it
+    /// starts such a period. An idle connection the server dropped (say, by
+    /// restarting) costs one more try on a new one, not a failure. The
+    /// connection goes back to the idle ones unless the operation broke it.
+    /// Concurrent callers use connections of their own.
+    pub fn run<T>(
+        &self,
+        connect: impl Fn() -> Result<C>,
+        mut op: impl FnMut(&mut C) -> std::result::Result<T, C::Error>,
+    ) -> Result<T> {
+        self.outage.check()?;
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        if let Some(mut connection) = idle.filter(C::is_open) {
+            let result = op(&mut connection);
+            match self.finish(result, connection) {
+                // Dropped by the server while idle: try a new connection.
+                Err(error) if C::unreachable(&error) => {}
+                result => return result.map_err(|e| Error::Backend(e.to_string())),
+            }
+        }
+        let mut connection = connect().inspect_err(|_| self.outage.started())?;
+        let result = op(&mut connection);
+        let result = self.finish(result, connection);
+        if result.as_ref().is_err_and(C::unreachable) {
+            self.outage.started();
+        }
+        result.map_err(|e| Error::Backend(e.to_string()))
+    }
+
+    /// Keeps `connection` for later unless `result` or its state says it is broken.
+    fn finish<T>(
+        &self,
+        result: std::result::Result<T, C::Error>,
+        connection: C,
+    ) -> std::result::Result<T, C::Error> {
+        if !result.as_ref().is_err_and(C::unreachable) && connection.is_open() {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(connection);
+        }
+        result
     }
 }
 
