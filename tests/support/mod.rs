@@ -268,6 +268,37 @@ macro_rules! shared_store_tests {
             vec![run.len() as u8; n]
         }
 
+        #[cfg(feature = "async")]
+        static ASYNC_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+        #[cfg(feature = "async")]
+        #[cachier::cachier(backend = $backend)]
+        async fn fetched(run: &str) -> String {
+            ASYNC_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            format!("{run} fetched")
+        }
+
+        /// The core's blocking calls run off the executor, whose tasks share one computation.
+        #[cfg(feature = "async")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_functions_share_one_computation() {
+            init();
+            let run = run_id("async");
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let run = run.clone();
+                    tokio::spawn(async move { fetched(&run).await })
+                })
+                .collect();
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), format!("{run} fetched"));
+            }
+            assert_eq!(fetched(&run).await, format!("{run} fetched"));
+            assert_eq!(ASYNC_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert!(fetched.cache_info().hits >= 1);
+        }
+
         #[test]
         fn a_value_over_the_limit_is_returned_and_not_stored() {
             init();
@@ -396,6 +427,56 @@ macro_rules! sql_suite {
         }
 
         $crate::support::shared_store_tests!("sql");
+
+        /// A table of this process's own, dropped behind the core's back.
+        fn vanishing_table() -> String {
+            format!("cachier_vanishing_{}", std::process::id())
+        }
+
+        fn vanishing_core() -> cachier::SqlCore {
+            let mut params = params();
+            params.table = vanishing_table();
+            cachier::SqlCore::with_params("sql::on_vanishing_table", &params)
+        }
+
+        #[cachier::cachier(core = vanishing_core())]
+        fn on_vanishing_table(x: u64) -> u64 {
+            x * 3
+        }
+
+        #[test]
+        fn a_dropped_table_is_made_again() {
+            assert_eq!(on_vanishing_table(1), 3);
+            assert_eq!(on_vanishing_table(1), 3);
+            assert_eq!(on_vanishing_table.cache_info().hits, 1);
+            let drop_table = || {
+                let (sql, url) = (format!("DROP TABLE {}", vanishing_table()), url());
+                match url.strip_prefix("sqlite://") {
+                    Some(path) => drop(
+                        rusqlite::Connection::open(path)
+                            .unwrap()
+                            .execute(&sql, [])
+                            .unwrap(),
+                    ),
+                    None => drop(
+                        postgres::Client::connect(&url, postgres::NoTls)
+                            .unwrap()
+                            .execute(&sql, &[])
+                            .unwrap(),
+                    ),
+                }
+            };
+            drop_table();
+            assert_eq!(on_vanishing_table(1), 3);
+            assert_eq!(on_vanishing_table(1), 3);
+            let info = on_vanishing_table.cache_info();
+            assert_eq!(
+                (info.hits, info.recalculations, info.cache_errors),
+                (2, 2, 0),
+                "{info:?}"
+            );
+            drop_table();
+        }
     };
 }
 #[allow(unused_imports)]

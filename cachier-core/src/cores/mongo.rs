@@ -29,7 +29,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::sync::{Client, Collection};
 
-use crate::cores::remote::{Outage, leased, owner_id};
+use crate::cores::remote::{Outage, leased, off_runtime, owner_id};
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -138,18 +138,20 @@ impl MongoCore {
 
     /// Runs `op` on the collection, unless the server was found down within
     /// `retry_after`; a failure to reach it starts such a period.
-    fn with_collection<T>(
+    fn with_collection<T: Send>(
         &self,
-        op: impl FnOnce(&Collection<Document>) -> mongodb::error::Result<T>,
+        op: impl FnOnce(&Collection<Document>) -> mongodb::error::Result<T> + Send,
     ) -> Result<T> {
         self.outage.check()?;
-        let collection = self.collection()?;
-        let result = self.ensure_index(&collection).and_then(|()| op(&collection));
-        result.map_err(|e| {
-            if is_unreachable(&e) {
-                self.outage.started();
-            }
-            Error::Backend(e.to_string())
+        off_runtime(|| {
+            let collection = self.collection()?;
+            let result = self.ensure_index(&collection).and_then(|()| op(&collection));
+            result.map_err(|e| {
+                if is_unreachable(&e) {
+                    self.outage.started();
+                }
+                Error::Backend(e.to_string())
+            })
         })
     }
 
@@ -333,9 +335,7 @@ impl MongoCore {
         };
         let release = move || {
             let update = doc! { "$unset": { "claim": "" } };
-            collection
-                .update_one(mine, update)
-                .run()
+            off_runtime(|| collection.update_one(mine, update).run())
                 .map(drop)
                 .map_err(|e| e.to_string())
         };

@@ -124,6 +124,21 @@ impl<C: Link> Pool<C> {
     }
 }
 
+/// Runs `f`, a call into a client that drives a tokio runtime of its own (the
+/// blocking MongoDB and PostgreSQL clients), where the client's `block_on` is
+/// allowed: inline, unless this thread runs a tokio runtime's tasks (an async
+/// caller dropping a claim, or calling `clear_cache`), then on a scoped thread.
+#[cfg(any(feature = "mongo", feature = "sql"))]
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// Who holds a claim: this host, process and a per-claim nonce.
 pub(crate) fn owner_id() -> String {
     static HOST: LazyLock<String> = LazyLock::new(|| {

@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::connection::{Connection, Database, Param};
 use crate::cores::file::format;
-use crate::cores::remote::{Pool, leased, owner_id};
+use crate::cores::remote::{Pool, leased, off_runtime, owner_id};
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -203,9 +203,9 @@ impl SqlCore {
         }
     }
 
-    fn with_connection<T>(
+    fn with_connection<T: Send>(
         &self,
-        op: impl FnMut(&mut Connection, &Statements) -> std::result::Result<T, connection::DbError>,
+        op: impl FnMut(&mut Connection, &Statements) -> std::result::Result<T, connection::DbError> + Send,
     ) -> Result<T> {
         self.server.with_connection(op)
     }
@@ -215,25 +215,33 @@ impl Server {
     /// Runs `op` on a pooled connection (see [`Pool::run`]), the table
     /// created first if no connection of this core has made sure it exists,
     /// or again if it has gone (dropped, or lost by a server that crashed).
-    fn with_connection<T>(
+    /// The PostgreSQL client blocks on a runtime of its own, so it runs
+    /// [`off_runtime`].
+    fn with_connection<T: Send>(
         &self,
-        mut op: impl FnMut(&mut Connection, &Statements) -> std::result::Result<T, connection::DbError>,
+        mut op: impl FnMut(&mut Connection, &Statements) -> std::result::Result<T, connection::DbError> + Send,
     ) -> Result<T> {
         let database = self.database.as_ref().map_err(|e| Error::Backend(e.clone()))?;
         let connect = || database.connect(self.params.timeout, MAX_VALUE_LEN + format::HEADER_LEN);
-        self.pool.run(connect, |connection| {
-            if !self.ready.load(Ordering::Acquire) {
-                create_table(connection, &self.statements.create)?;
-                self.ready.store(true, Ordering::Release);
-            }
-            match op(connection, &self.statements) {
-                Err(error) if error.is_missing_table() => {
+        let mut run = || {
+            self.pool.run(connect, |connection| {
+                if !self.ready.load(Ordering::Acquire) {
                     create_table(connection, &self.statements.create)?;
-                    op(connection, &self.statements)
+                    self.ready.store(true, Ordering::Release);
                 }
-                result => result,
-            }
-        })
+                match op(connection, &self.statements) {
+                    Err(error) if error.is_missing_table() => {
+                        create_table(connection, &self.statements.create)?;
+                        op(connection, &self.statements)
+                    }
+                    result => result,
+                }
+            })
+        };
+        match database {
+            Database::Postgres(_) => off_runtime(run),
+            Database::Sqlite(_) => run(),
+        }
     }
 }
 
