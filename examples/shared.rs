@@ -1,10 +1,13 @@
 //! One cache for every machine: run this on two hosts pointed at the same
-//! MongoDB or Redis server, and whichever runs first computes; the other reads
-//! its values. Two processes asking for one report at once compute it once.
+//! MongoDB, Redis or PostgreSQL server, and whichever runs first computes; the
+//! other reads its values. Two processes asking for one report at once compute
+//! it once. (An SQLite file is shared by the processes of one machine.)
 //!
 //! ```text
 //! CACHIER_REDIS_URL=redis://cache-host:6379/0 cargo run --example shared --features redis
 //! CACHIER_MONGO_URI=mongodb://db-host:27017   cargo run --example shared --features mongo
+//! CACHIER_SQL_URL=postgres://app@db-host/app  cargo run --example shared --features sql
+//! CACHIER_SQL_URL=sqlite:///tmp/reports.db    cargo run --example shared --features sql
 //! ```
 //!
 //! With the server down, every call still returns its own result: the first
@@ -38,6 +41,10 @@ fn server_backend() -> Option<Backend> {
     if std::env::var_os("CACHIER_MONGO_URI").is_some() {
         return Some(Backend::Mongo);
     }
+    #[cfg(feature = "sql")]
+    if std::env::var_os("CACHIER_SQL_URL").is_some() {
+        return Some(Backend::Sql);
+    }
     None
 }
 
@@ -45,7 +52,8 @@ fn main() {
     let Some(backend) = server_backend() else {
         eprintln!(
             "build with --features redis and set CACHIER_REDIS_URL (redis://127.0.0.1:6379/0), \
-             or with --features mongo and set CACHIER_MONGO_URI (mongodb://127.0.0.1:27017)"
+             with --features mongo and set CACHIER_MONGO_URI (mongodb://127.0.0.1:27017), \
+             or with --features sql and set CACHIER_SQL_URL (sqlite:///tmp/reports.db)"
         );
         std::process::exit(2);
     };

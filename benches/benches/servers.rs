@@ -1,25 +1,26 @@
-//! cachier's Redis core and the `cached` crate's Redis store side by side,
-//! on one Redis server on loopback: a hit and a miss with its store.
+//! cachier's shared cores (Redis, PostgreSQL, an SQLite file) and the `cached`
+//! crate's Redis store side by side, on servers on loopback: a hit and a miss
+//! with its store.
 //!
 //! ```text
-//! scripts/with-redis cargo bench -p cachier-bench --bench redis
+//! scripts/with-servers cargo bench -p cachier-bench --bench servers
 //! ```
 //!
-//! (or set `CACHIER_REDIS_URL` to a server of yours). `cached/redis` is its
-//! `RedisCache` (an r2d2 pool, MessagePack values) called as `#[io_cached]`
-//! calls it: look up, else compute and store.
+//! (or set `CACHIER_REDIS_URL` and `CACHIER_SQL_URL` to servers of yours).
+//! `cached/redis` is its `RedisCache` (an r2d2 pool, MessagePack values)
+//! called as `#[io_cached]` calls it: look up, else compute and store.
 
 mod common;
 
 use std::sync::LazyLock;
 
 use cached::{ConcurrentCached, RedisCache};
-use cachier::cachier;
-use common::{AddFn, add, bench_hits, bench_misses};
+use cachier::{SqlCore, cachier};
+use common::{AddFn, add, bench_dir, bench_hits, bench_misses};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn url() -> String {
-    std::env::var("CACHIER_REDIS_URL").expect("a Redis server: run this with scripts/with-redis")
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name}: run this with scripts/with-servers"))
 }
 
 #[cachier(backend = "redis")]
@@ -27,10 +28,28 @@ fn cachier_redis_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
+#[cachier(backend = "sql")]
+fn cachier_postgres_add(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+fn sqlite() -> SqlCore {
+    let dir = bench_dir("sqlite");
+    std::fs::create_dir_all(&dir).expect("a bench directory");
+    let mut params = cachier::global_params().sql.clone();
+    params.url = Some(format!("sqlite://{}", dir.join("cache.db").display()));
+    SqlCore::with_params("bench::sqlite_add", &params)
+}
+
+#[cachier(core = sqlite())]
+fn cachier_sqlite_add(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
 static CACHED: LazyLock<RedisCache<String, u64>> = LazyLock::new(|| {
     RedisCache::builder("bench-cached-add")
         .ttl(std::time::Duration::from_secs(3600))
-        .connection_string(&url())
+        .connection_string(&var("CACHIER_REDIS_URL"))
         .build()
         .expect("a cached RedisCache")
 });
@@ -45,23 +64,31 @@ fn cached_redis_add(a: u64, b: u64) -> u64 {
     value
 }
 
-fn adders() -> [(&'static str, AddFn); 2] {
-    let mut params = cachier::global_params().redis.clone();
-    params.url = Some(url());
-    cachier::set_global_params(cachier::global_params().redis(params));
+fn adders() -> [(&'static str, AddFn); 4] {
+    let global = cachier::global_params();
+    let (mut redis, mut sql) = (global.redis.clone(), global.sql.clone());
+    redis.url = Some(var("CACHIER_REDIS_URL"));
+    sql.url = Some(var("CACHIER_SQL_URL"));
+    cachier::set_global_params(global.redis(redis).sql(sql));
     cachier_redis_add.clear_cache().expect("a reachable Redis server");
+    cachier_postgres_add
+        .clear_cache()
+        .expect("a reachable PostgreSQL server");
+    cachier_sqlite_add.clear_cache().expect("an SQLite file");
     [
         ("cachier/redis", *cachier_redis_add),
         ("cached/redis", cached_redis_add),
+        ("cachier/postgres", *cachier_postgres_add),
+        ("cachier/sqlite", *cachier_sqlite_add),
     ]
 }
 
 fn hit(c: &mut Criterion) {
-    bench_hits(c, "redis_hit_u64_pair", &adders());
+    bench_hits(c, "server_hit_u64_pair", &adders());
 }
 
 fn miss_and_store(c: &mut Criterion) {
-    bench_misses(c, "redis_miss_and_store", &adders());
+    bench_misses(c, "server_miss_and_store", &adders());
 }
 
 criterion_group!(benches, hit, miss_and_store);
