@@ -43,6 +43,23 @@ impl Key {
         Key(bytes)
     }
 
+    /// The key `hex` spells in lower-case hex (as [`Key::hex`] writes it).
+    pub(crate) fn from_hex(hex: &str) -> Option<Key> {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        let mut bytes = [0; 20];
+        if hex.len() != 40 {
+            return None;
+        }
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(Key(bytes))
+    }
+
     /// The raw digest.
     #[must_use]
     pub const fn as_bytes(&self) -> &[u8; 20] {

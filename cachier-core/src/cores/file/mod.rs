@@ -25,6 +25,7 @@ mod dir;
 pub mod format;
 mod lock;
 mod recent;
+pub mod scan;
 mod trust;
 
 use std::fmt::Write as _;

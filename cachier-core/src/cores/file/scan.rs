@@ -1,0 +1,307 @@
+//! What a cache directory holds, read without any function's code: for tools
+//! that show and clean caches, such as the `cachier` command.
+//!
+//! A scan goes through the same checked, no-follow directory handles as the
+//! core, reads at most an entry's header (or, for [`Depth::Verify`], the
+//! whole entry, bounded by the size its header declares), and classifies
+//! every file by its name: files whose names the core does not write are
+//! [`Kind::Foreign`], listed and never removed.
+//!
+//! ```
+//! use cachier_core::file::scan;
+//! use cachier_core::{Core, Entry, FileCore, Key, Sharing};
+//! let root = tempfile::tempdir().unwrap();
+//! let core = FileCore::new(root.path().join("app.report"));
+//! core.set(&Key::new("app::report", &1u8).unwrap(), &Entry::new(std::time::SystemTime::now(), vec![1])).unwrap();
+//! let functions = scan::functions(root.path(), Sharing::Private, scan::Depth::Header).unwrap();
+//! assert_eq!(functions[0].function(), "app::report");
+//! assert_eq!(functions[0].entries().count(), 1);
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::dir::Dir;
+use super::{Kind as FileKind, MAX_DIR_NAME, format, is_version, kind_of, modified};
+use crate::cores::file::Sharing;
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// How much of each entry a scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Nothing: a file named as an entry is taken for one (for removing them).
+    Names,
+    /// The header: the time it was computed, and a check of its magic and key.
+    Header,
+    /// The whole entry, checksum included, as a lookup would.
+    Verify,
+}
+
+/// What a file in a function's directory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An entry that passed the checks of the scan's [`Depth`].
+    Entry,
+    /// A file named as an entry that fails them: a lookup treats it as a miss.
+    Corrupt,
+    /// A claim of a computing caller (or of a dead one, until reclaimed).
+    Lock,
+    /// A store under way, or one a killed writer left behind.
+    Temp,
+    /// Not a name the core writes: never removed.
+    Foreign,
+}
+
+/// One file found in a function's directory.
+#[derive(Clone, Debug)]
+pub struct File {
+    /// The directory it is in: the function's, or one version's.
+    pub dir: PathBuf,
+    /// Its name in that directory.
+    pub name: String,
+    /// What it is.
+    pub kind: Kind,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was last written.
+    pub modified: SystemTime,
+    /// For entries, when their value was computed.
+    pub computed_at: Option<SystemTime>,
+}
+
+/// One function's directory in a cache root, and the files in it and in its
+/// versions' directories.
+#[derive(Clone, Debug)]
+pub struct Function {
+    /// The directory's name, as [`FileCore::function_dir_name`](super::FileCore::function_dir_name) made it.
+    pub dir_name: String,
+    /// The directory.
+    pub path: PathBuf,
+    /// Every file found, in no particular order.
+    pub files: Vec<File>,
+}
+
+impl Function {
+    /// The function's name, as far as the directory's name tells it: `::`
+    /// for `.`, escapes decoded (names over 200 bytes were shortened and
+    /// come back as they are on disk).
+    #[must_use]
+    pub fn function(&self) -> String {
+        if self.dir_name.len() > MAX_DIR_NAME - 41 && self.dir_name.contains('~') {
+            return self.dir_name.clone();
+        }
+        let mut bytes = Vec::with_capacity(self.dir_name.len());
+        let mut rest = self.dir_name.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            match b {
+                b'.' => bytes.extend_from_slice(b"::"),
+                b'%' if tail.len() >= 2 => match u8::from_str_radix(&String::from_utf8_lossy(&tail[..2]), 16)
+                {
+                    Ok(byte) => {
+                        bytes.push(byte);
+                        rest = &tail[2..];
+                        continue;
+                    }
+                    Err(_) => bytes.push(b),
+                },
+                _ => bytes.push(b),
+            }
+            rest = tail;
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The files that are entries.
+    pub fn entries(&self) -> impl Iterator<Item = &File> {
+        self.files.iter().filter(|file| file.kind == Kind::Entry)
+    }
+}
+
+/// Every function directory under `root`, with its files. Directories that
+/// are not trusted (see [`Sharing`]) are skipped with a warning; a missing
+/// root holds no functions.
+///
+/// # Errors
+/// When `root` cannot be read.
+pub fn functions(root: &Path, sharing: Sharing, depth: Depth) -> Result<Vec<Function>> {
+    let mut found = Vec::new();
+    for path in function_dirs(root)? {
+        match function(&path, sharing, depth) {
+            Ok(Some(function)) => found.push(function),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cachier: skipping a directory"),
+        }
+    }
+    Ok(found)
+}
+
+/// The directories under `root`, sorted by name: the functions' (and any
+/// other directory, which [`function`] then finds untrusted or empty).
+///
+/// # Errors
+/// When `root` cannot be read.
+pub fn function_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = match std::fs::read_dir(root) {
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.path())
+            .collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(root, e)),
+    };
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The function directory at `path` (a child of a cache root), with its files;
+/// `None` if it does not exist.
+///
+/// # Errors
+/// When it is not trusted or cannot be read.
+pub fn function(path: &Path, sharing: Sharing, depth: Depth) -> Result<Option<Function>> {
+    let Some(dir) = Dir::open(path, sharing, false)? else {
+        return Ok(None);
+    };
+    let dir_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut files = Vec::new();
+    for name in dir.list().map_err(|e| Error::io(path, e))? {
+        if is_version(&name) {
+            let version_path = path.join(&name);
+            if let Some(version) = dir.child(name.as_str(), &version_path, sharing, false)? {
+                for file in version.list().map_err(|e| Error::io(&version_path, e))? {
+                    files.extend(inspect(&version, &version_path, file, depth));
+                }
+            }
+        } else {
+            files.extend(inspect(&dir, path, name, depth));
+        }
+    }
+    Ok(Some(Function {
+        dir_name,
+        path: path.to_owned(),
+        files,
+    }))
+}
+
+/// What the file `name` in `dir` is; `None` if it went meanwhile.
+fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
+    let stat = dir.stat(&name).ok()??;
+    let mut file = File {
+        dir: path.to_owned(),
+        kind: Kind::Foreign,
+        bytes: u64::try_from(stat.st_size).unwrap_or(0),
+        modified: modified(&stat),
+        computed_at: None,
+        name,
+    };
+    file.kind = match kind_of(&file.name) {
+        None => Kind::Foreign,
+        Some(FileKind::Lock) => Kind::Lock,
+        Some(FileKind::Temp) => Kind::Temp,
+        Some(FileKind::Entry) if depth == Depth::Names => Kind::Entry,
+        Some(FileKind::Entry) => match read_entry(dir, &file.name, depth) {
+            Some(computed_at) => {
+                file.computed_at = Some(computed_at);
+                Kind::Entry
+            }
+            None => Kind::Corrupt,
+        },
+    };
+    Some(file)
+}
+
+/// When the entry `name` was computed, if it passes the checks of `depth`.
+fn read_entry(dir: &Dir, name: &str, depth: Depth) -> Option<SystemTime> {
+    let key = Key::from_hex(name.get(..40)?)?;
+    let (mut file, stat) = dir.open_regular(name).ok()??;
+    let mut header = [0; format::HEADER_LEN];
+    file.read_exact(&mut header).ok()?;
+    let len = format::declared_len(&key, &header).ok()?;
+    if u64::try_from(format::file_len(len)).ok()? != u64::try_from(stat.st_size).ok()? {
+        return None;
+    }
+    match depth {
+        Depth::Names | Depth::Header => format::computed_at(&header),
+        Depth::Verify => {
+            let mut bytes = header.to_vec();
+            file.take(u64::try_from(format::file_len(len) - format::HEADER_LEN).ok()?)
+                .read_to_end(&mut bytes)
+                .ok()?;
+            format::decode(&key, &bytes).ok().map(|entry| entry.computed_at)
+        }
+    }
+}
+
+/// Removes the entry files (sound or corrupt) named `names` from `dir`, one
+/// of a function's directories as a [`File`] gives it; other names are left
+/// alone. Returns how many went. A process storing one of them meanwhile
+/// loses that store: the next call computes it again.
+///
+/// # Errors
+/// When the directory is not trusted or a file cannot be removed.
+pub fn remove_entries<'a>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+    sharing: Sharing,
+) -> Result<u64> {
+    let Some(handle) = open(dir, sharing)? else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for name in names {
+        if kind_of(name) == Some(FileKind::Entry)
+            && handle.remove(name).map_err(|e| Error::io(dir.join(name), e))?
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Opens a function's directory, or a version's inside one.
+fn open(dir: &Path, sharing: Sharing) -> Result<Option<Dir>> {
+    let version = dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .filter(|name| is_version(name));
+    match (version, dir.parent()) {
+        (Some(version), Some(function)) => match Dir::open(function, sharing, false)? {
+            Some(function) => function.child(version, dir, sharing, false),
+            None => Ok(None),
+        },
+        _ => Dir::open(dir, sharing, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FileCore;
+
+    #[test]
+    fn a_directory_name_gives_back_its_function() {
+        for name in ["app::report", "app::café", "<app::Model as app::Scorer>::score", "a-b_c::d"] {
+            let function = Function {
+                dir_name: FileCore::function_dir_name(name),
+                path: PathBuf::new(),
+                files: Vec::new(),
+            };
+            assert_eq!(function.function(), name);
+        }
+    }
+
+    #[test]
+    fn hex_keys_read_back() {
+        let key = Key::new("scan::test", &7u8).unwrap();
+        assert_eq!(Key::from_hex(key.hex().as_str()), Some(key));
+        assert_eq!(Key::from_hex(&key.hex().as_str().to_uppercase()), None);
+        assert_eq!(Key::from_hex("abc"), None);
+    }
+}
