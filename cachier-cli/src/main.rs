@@ -1,0 +1,438 @@
+//! `cachier`: see, clean and bound the file caches of cachier-memoized
+//! functions, with no code of theirs.
+//!
+//! ```text
+//! cachier ls                               one row per function
+//! cachier show app::report                 its entries
+//! cachier clear app::report | --all        what clear_cache() does
+//! cachier gc --older-than 30d --max-bytes 2GB [--dry-run]
+//! cachier stats                            totals, corrupt and orphaned files
+//! ```
+//!
+//! Exit codes: 0 done, 1 an error (named on stderr), 2 a usage error.
+
+mod human;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use cachier_core::file::scan::{self, Depth, Function, Kind};
+use cachier_core::{Core, FileCore, Sharing};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::human::{age, size, table};
+use crate::summary::{EntryRow, Summary, kind_name, seconds};
+
+/// See, clean and bound the caches of cachier-memoized functions.
+#[derive(Parser)]
+#[command(name = "cachier", version, about)]
+struct Cli {
+    #[command(flatten)]
+    place: Place,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the caches are.
+#[derive(Args)]
+struct Place {
+    /// The cache directory.
+    #[arg(long, global = true, env = "CACHIER_DIR", value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Trust directories shared with the user's groups (as `CACHIER_SHARING=group`).
+    #[arg(long, global = true)]
+    group: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One row per function: entries, bytes, oldest and newest.
+    Ls {
+        /// An array of objects, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A function's entries: key, code version, size, when computed.
+    Show {
+        /// The function, as `module::name`, or its directory's name.
+        function: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes the entries of functions, as their `clear_cache()` does.
+    Clear {
+        /// The functions, as `module::name`, or their directories' names.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        functions: Vec<String>,
+        /// Every function's entries.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Reclaims space: corrupt entries, files of killed writers, entries over
+    /// an age, and the oldest entries past a size budget.
+    Gc {
+        /// Removes entries computed longer ago than this (`30d`, `12h`).
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "AGE")]
+        older_than: Option<Duration>,
+        /// Then removes the oldest entries of the whole directory until it takes no more (`2GB`, `500MiB`).
+        #[arg(long, value_name = "SIZE")]
+        max_bytes: Option<bytesize::ByteSize>,
+        /// Says what would go, removes nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Totals over every function, every entry checked as a lookup would.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cachier: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Outcome = Result<(), String>;
+
+fn run(cli: &Cli) -> Outcome {
+    let root = cli
+        .place
+        .dir
+        .clone()
+        .unwrap_or_else(|| cachier_core::global_params().cache_dir);
+    let sharing = if cli.place.group {
+        Sharing::Group
+    } else {
+        cachier_core::global_params().sharing
+    };
+    let place = Root { path: root, sharing };
+    match &cli.command {
+        Command::Ls { json } => ls(&place, *json),
+        Command::Show { function, json } => show(&place, function, *json),
+        Command::Clear { functions, all } => clear(&place, functions, *all),
+        Command::Gc {
+            older_than,
+            max_bytes,
+            dry_run,
+            json,
+        } => gc(
+            &place,
+            *older_than,
+            max_bytes.map(|b| b.as_u64()),
+            *dry_run,
+            *json,
+        ),
+        Command::Stats { json } => stats(&place, *json),
+    }
+}
+
+/// A cache directory and how it is shared.
+struct Root {
+    path: PathBuf,
+    sharing: Sharing,
+}
+
+impl Root {
+    /// Every function directory, read to `depth`, with a spinner on a terminal.
+    fn functions(&self, depth: Depth) -> Result<Vec<Function>, String> {
+        let dirs = scan::function_dirs(&self.path).map_err(|e| e.to_string())?;
+        let spinner = human::spinner();
+        let mut found = Vec::new();
+        for dir in dirs {
+            spinner.set_message(format!("reading {}", dir.display()));
+            match scan::function(&dir, self.sharing, depth) {
+                Ok(Some(function)) => found.push(function),
+                Ok(None) => {}
+                Err(error) => eprintln!("cachier: skipping {}: {error}", dir.display()),
+            }
+            spinner.inc(1);
+        }
+        spinner.finish_and_clear();
+        Ok(found)
+    }
+
+    /// The function named `name` (`module::name`, or a directory's name).
+    fn function(&self, name: &str, depth: Depth) -> Result<Function, String> {
+        for dir_name in [FileCore::function_dir_name(name), name.to_owned()] {
+            if dir_name.contains('/') {
+                continue;
+            }
+            if let Some(function) =
+                scan::function(&self.path.join(&dir_name), self.sharing, depth).map_err(|e| e.to_string())?
+            {
+                return Ok(function);
+            }
+        }
+        Err(format!("no cache of {name} in {}", self.path.display()))
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Outcome {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn ls(root: &Root, json: bool) -> Outcome {
+    let summaries: Vec<Summary> = root.functions(Depth::Header)?.iter().map(Summary::of).collect();
+    if json {
+        return print_json(&summaries);
+    }
+    if summaries.is_empty() {
+        println!("no caches in {}", root.path.display());
+        return Ok(());
+    }
+    let rows = summaries.iter().map(|s| {
+        vec![
+            s.function.clone(),
+            s.entries.to_string(),
+            size(s.bytes),
+            age(s.oldest),
+            age(s.newest),
+        ]
+    });
+    println!(
+        "{}",
+        table(&["FUNCTION", "ENTRIES", "SIZE", "OLDEST", "NEWEST"], rows)
+    );
+    Ok(())
+}
+
+fn show(root: &Root, name: &str, json: bool) -> Outcome {
+    let function = root.function(name, Depth::Header)?;
+    let mut rows: Vec<EntryRow> = function
+        .files
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt))
+        .map(EntryRow::of)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.computed_at
+            .partial_cmp(&a.computed_at)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if json {
+        return print_json(&rows);
+    }
+    println!("{} ({})", function.function(), function.path.display());
+    let lines = rows.iter().map(|row| {
+        let computed = row.computed_at.map_or("-".into(), |s| {
+            humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)).to_string()
+        });
+        vec![
+            row.key.clone(),
+            row.version.clone().unwrap_or_else(|| "-".into()),
+            if row.kind == "entry" {
+                size(row.bytes)
+            } else {
+                "corrupt".into()
+            },
+            computed,
+            age(row.computed_at),
+        ]
+    });
+    println!(
+        "{}",
+        table(&["KEY", "VERSION", "SIZE", "COMPUTED AT", "AGE"], lines)
+    );
+    Ok(())
+}
+
+fn clear(root: &Root, names: &[String], all: bool) -> Outcome {
+    let functions = if all {
+        root.functions(Depth::Names)?
+    } else {
+        names
+            .iter()
+            .map(|name| root.function(name, Depth::Names))
+            .collect::<Result<_, _>>()?
+    };
+    for function in &functions {
+        let doomed: Vec<&scan::File> = function
+            .files
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt))
+            .collect();
+        let removed = remove(root, &doomed)?;
+        println!("{}: removed {removed} entries", function.function());
+    }
+    Ok(())
+}
+
+/// Removes `files` (entries), directory by directory; returns how many went.
+fn remove(root: &Root, files: &[&scan::File]) -> Result<u64, String> {
+    let mut by_dir: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    for file in files {
+        by_dir.entry(&file.dir).or_default().push(&file.name);
+    }
+    let mut removed = 0;
+    for (dir, names) in by_dir {
+        removed += scan::remove_entries(dir, names, root.sharing).map_err(|e| e.to_string())?;
+    }
+    Ok(removed)
+}
+
+/// What `cachier gc` removed, or would remove.
+#[derive(Serialize, Default)]
+struct Reclaimed {
+    dry_run: bool,
+    corrupt: u64,
+    old: u64,
+    over_budget: u64,
+    bytes: u64,
+    abandoned_files: u64,
+}
+
+fn gc(
+    root: &Root,
+    older_than: Option<Duration>,
+    max_bytes: Option<u64>,
+    dry_run: bool,
+    json: bool,
+) -> Outcome {
+    let functions = root.functions(Depth::Verify)?;
+    let mut report = Reclaimed {
+        dry_run,
+        ..Reclaimed::default()
+    };
+    let cutoff = older_than.and_then(|age| SystemTime::now().checked_sub(age));
+    let mut doomed: Vec<&scan::File> = Vec::new();
+    let mut kept: Vec<&scan::File> = Vec::new();
+    for file in functions.iter().flat_map(|f| &f.files) {
+        match (file.kind, file.computed_at) {
+            (Kind::Corrupt, _) => {
+                report.corrupt += 1;
+                doomed.push(file);
+            }
+            (Kind::Entry, Some(computed)) if cutoff.is_some_and(|cutoff| computed < cutoff) => {
+                report.old += 1;
+                doomed.push(file);
+            }
+            (Kind::Entry, _) => kept.push(file),
+            _ => {}
+        }
+    }
+    if let Some(budget) = max_bytes {
+        // The oldest computed go first.
+        kept.sort_by_key(|file| file.computed_at);
+        let mut total: u64 = kept.iter().map(|file| file.bytes).sum();
+        for file in kept {
+            if total <= budget {
+                break;
+            }
+            total -= file.bytes;
+            report.over_budget += 1;
+            doomed.push(file);
+        }
+    }
+    report.bytes = doomed.iter().map(|file| file.bytes).sum();
+    if !dry_run {
+        remove(root, &doomed)?;
+        for dir in directories(&functions) {
+            // What writers that died left: temporary and lock files nobody holds.
+            report.abandoned_files += FileCore::new(dir)
+                .sharing(root.sharing)
+                .reclaim()
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if json {
+        return print_json(&report);
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {} entries ({}): {} corrupt, {} older than the limit, {} over the size budget; {} files of dead writers",
+        report.corrupt + report.old + report.over_budget,
+        size(report.bytes),
+        report.corrupt,
+        report.old,
+        report.over_budget,
+        report.abandoned_files
+    );
+    Ok(())
+}
+
+/// Every directory holding files of the `functions`: theirs and their versions'.
+fn directories(functions: &[Function]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = functions.iter().map(|f| f.path.clone()).collect();
+    dirs.extend(
+        functions
+            .iter()
+            .flat_map(|f| f.files.iter().map(|file| file.dir.clone())),
+    );
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// The totals of `cachier stats`.
+#[derive(Serialize, Default)]
+struct Totals {
+    functions: u64,
+    entries: u64,
+    bytes: u64,
+    corrupt: u64,
+    locks: u64,
+    temp: u64,
+    foreign: u64,
+    oldest: Option<f64>,
+    newest: Option<f64>,
+}
+
+fn stats(root: &Root, json: bool) -> Outcome {
+    let functions = root.functions(Depth::Verify)?;
+    let mut totals = Totals {
+        functions: functions.len() as u64,
+        ..Totals::default()
+    };
+    for function in &functions {
+        let s = Summary::of(function);
+        totals.entries += s.entries;
+        totals.bytes += s.bytes;
+        totals.corrupt += s.corrupt;
+        totals.locks += s.locks;
+        totals.temp += s.temp;
+        totals.foreign += s.foreign;
+    }
+    let times = || {
+        functions
+            .iter()
+            .flat_map(|f| f.entries())
+            .filter_map(|f| f.computed_at)
+    };
+    totals.oldest = times().min().map(seconds);
+    totals.newest = times().max().map(seconds);
+    if json {
+        return print_json(&totals);
+    }
+    let rows = [
+        ("functions", totals.functions.to_string()),
+        ("entries", totals.entries.to_string()),
+        ("size", size(totals.bytes)),
+        ("oldest entry", age(totals.oldest)),
+        ("newest entry", age(totals.newest)),
+        (kind_name(Kind::Corrupt), totals.corrupt.to_string()),
+        ("claims (lock files)", totals.locks.to_string()),
+        ("temporary files", totals.temp.to_string()),
+        ("other files (never touched)", totals.foreign.to_string()),
+    ];
+    println!("{}", root.path.display());
+    println!(
+        "{}",
+        table(&[], rows.into_iter().map(|(k, v)| vec![k.to_owned(), v]))
+    );
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! What the listings say about a function's directory, for people and for
+//! scripts (`--json`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cachier_core::file::scan::{File, Function, Kind};
+use serde::Serialize;
+
+/// One row of `cachier ls`.
+#[derive(Serialize)]
+pub struct Summary {
+    pub function: String,
+    pub dir: String,
+    pub entries: u64,
+    pub bytes: u64,
+    /// Seconds since 1970 of the oldest and newest entries' computation.
+    pub oldest: Option<f64>,
+    pub newest: Option<f64>,
+    pub corrupt: u64,
+    pub locks: u64,
+    pub temp: u64,
+    pub foreign: u64,
+}
+
+impl Summary {
+    pub fn of(function: &Function) -> Summary {
+        let count = |kind: Kind| function.files.iter().filter(|f| f.kind == kind).count() as u64;
+        let times = || function.entries().filter_map(|f| f.computed_at);
+        Summary {
+            function: function.function(),
+            dir: function.path.display().to_string(),
+            entries: count(Kind::Entry),
+            bytes: function
+                .files
+                .iter()
+                .filter(|f| f.kind != Kind::Foreign)
+                .map(|f| f.bytes)
+                .sum(),
+            oldest: times().min().map(seconds),
+            newest: times().max().map(seconds),
+            corrupt: count(Kind::Corrupt),
+            locks: count(Kind::Lock),
+            temp: count(Kind::Temp),
+            foreign: count(Kind::Foreign),
+        }
+    }
+}
+
+/// One row of `cachier show`.
+#[derive(Serialize)]
+pub struct EntryRow {
+    pub key: String,
+    /// The code version's directory (`code-<16 hex>`), if the entry is in one.
+    pub version: Option<String>,
+    pub kind: &'static str,
+    pub bytes: u64,
+    pub computed_at: Option<f64>,
+}
+
+impl EntryRow {
+    pub fn of(file: &File) -> EntryRow {
+        let version = file
+            .dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .filter(|name| name.starts_with("code-"))
+            .map(str::to_owned);
+        EntryRow {
+            key: file.name.get(..40).unwrap_or(&file.name).to_owned(),
+            version,
+            kind: kind_name(file.kind),
+            bytes: file.bytes,
+            computed_at: file.computed_at.map(seconds),
+        }
+    }
+}
+
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Entry => "entry",
+        Kind::Corrupt => "corrupt",
+        Kind::Lock => "lock",
+        Kind::Temp => "temp",
+        _ => "foreign",
+    }
+}
+
+/// Seconds since 1970, as the JSON listings give times.
+pub fn seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+}

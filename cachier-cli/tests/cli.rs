@@ -1,0 +1,241 @@
+//! The built `cachier` binary on a cache directory that real cached functions
+//! filled, with a corrupt entry, a file a killed writer left, and another
+//! program's file in it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use cachier::cachier;
+use serde_json::Value;
+
+/// Every test of this file works on one directory, in turn.
+static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().unwrap());
+static TURN: Mutex<()> = Mutex::new(());
+static SQUARES: AtomicU64 = AtomicU64::new(0);
+
+fn dir() -> PathBuf {
+    DIR.path().to_owned()
+}
+
+#[cachier(cache_dir = dir())]
+fn square(x: u64) -> u64 {
+    SQUARES.fetch_add(1, Ordering::SeqCst);
+    x * x
+}
+
+#[cachier(cache_dir = dir())]
+fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+/// Fills the directory afresh: 3 entries of `square`, 1 of `greet`, then a
+/// corrupt entry and a killed writer's temporary file next to `square`'s, and
+/// a file of another program.
+fn fill() -> MutexGuard<'static, ()> {
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    square.clear_cache().unwrap();
+    greet.clear_cache().unwrap();
+    for x in 1..=3 {
+        square(x);
+    }
+    greet("ada");
+    let version = square.cache_dpath().unwrap();
+    std::fs::write(
+        version.join(format!("{}.cachier", "ab".repeat(20))),
+        b"not an entry",
+    )
+    .unwrap();
+    let temp = version.join(format!("{}.4242-7.tmp", "cd".repeat(20)));
+    std::fs::write(&temp, b"half written").unwrap();
+    let long_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&temp)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    std::fs::write(version.join("notes.txt"), b"mine").unwrap();
+    turn
+}
+
+fn cachier(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cachier"))
+        .arg("--dir")
+        .arg(dir())
+        .args(args)
+        .env_remove("CACHIER_SHARING")
+        .output()
+        .unwrap()
+}
+
+/// Runs `cachier args..`, which must succeed, and parses its JSON output.
+fn json(args: &[&str]) -> Value {
+    let output = cachier(args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn row<'a>(listing: &'a Value, function: &str) -> &'a Value {
+    listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["function"] == function)
+        .unwrap_or_else(|| panic!("no row for {function} in {listing}"))
+}
+
+#[test]
+fn ls_lists_each_function_with_its_entries() {
+    let _turn = fill();
+    let listing = json(&["ls", "--json"]);
+    let squares = row(&listing, "cli::square");
+    assert_eq!(squares["entries"], 3);
+    assert_eq!(squares["corrupt"], 1);
+    assert_eq!(squares["temp"], 1);
+    assert_eq!(squares["foreign"], 1);
+    assert!(squares["bytes"].as_u64().unwrap() > 0);
+    assert!(squares["oldest"].as_f64().unwrap() <= squares["newest"].as_f64().unwrap());
+    assert_eq!(row(&listing, "cli::greet")["entries"], 1);
+
+    let human = String::from_utf8(cachier(&["ls"]).stdout).unwrap();
+    let header = human.lines().next().unwrap();
+    assert!(header.contains("FUNCTION") && header.contains("ENTRIES") && header.contains("SIZE"));
+    let line = human.lines().find(|l| l.contains("cli::square")).unwrap();
+    assert!(
+        line.contains(" 3 ") && line.contains(" B") && line.contains("ago"),
+        "{line}"
+    );
+}
+
+#[test]
+fn show_lists_a_functions_entries() {
+    let _turn = fill();
+    let rows = json(&["show", "cli::square", "--json"]);
+    let rows = rows.as_array().unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "entry").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| **k == "corrupt").count(), 1);
+    assert!(rows.iter().all(|r| r["key"].as_str().unwrap().len() == 40));
+    assert!(
+        rows.iter()
+            .all(|r| r["version"].as_str().unwrap().starts_with("code-"))
+    );
+}
+
+#[test]
+fn stats_finds_corrupt_and_orphaned_files() {
+    let _turn = fill();
+    let totals = json(&["stats", "--json"]);
+    assert_eq!(totals["functions"], 2);
+    assert_eq!(totals["entries"], 4);
+    assert_eq!(
+        (
+            totals["corrupt"].clone(),
+            totals["temp"].clone(),
+            totals["foreign"].clone()
+        ),
+        (1.into(), 1.into(), 1.into())
+    );
+}
+
+#[test]
+fn gc_removes_what_is_broken_and_never_a_file_it_does_not_know() {
+    let _turn = fill();
+    let before = json(&["stats", "--json"]);
+    let planned = json(&["gc", "--dry-run", "--json"]);
+    assert_eq!(planned["corrupt"], 1);
+    assert_eq!(json(&["stats", "--json"]), before, "a dry run removes nothing");
+
+    let done = json(&["gc", "--older-than", "1h", "--json"]);
+    assert_eq!(
+        (
+            done["corrupt"].clone(),
+            done["old"].clone(),
+            done["abandoned_files"].clone()
+        ),
+        (1.into(), 0.into(), 1.into())
+    );
+    let after = json(&["stats", "--json"]);
+    assert_eq!(
+        (
+            after["entries"].clone(),
+            after["corrupt"].clone(),
+            after["temp"].clone()
+        ),
+        (4.into(), 0.into(), 0.into())
+    );
+    assert!(
+        square.cache_dpath().unwrap().join("notes.txt").exists(),
+        "another program's file stays"
+    );
+
+    let runs = SQUARES.load(Ordering::SeqCst);
+    assert_eq!(square(2), 4);
+    assert_eq!(
+        SQUARES.load(Ordering::SeqCst),
+        runs,
+        "entries under the budget are still served"
+    );
+}
+
+#[test]
+fn gc_keeps_a_size_budget_by_removing_the_oldest() {
+    let _turn = fill();
+    // Room for the newest entry, greet's, computed after square's three.
+    let newest = &json(&["show", "cli::greet", "--json"])[0];
+    let budget = format!("{}B", newest["bytes"]);
+    let done = json(&["gc", "--max-bytes", &budget, "--json"]);
+    assert_eq!(done["over_budget"], 3, "four entries, room for one");
+    let listing = json(&["ls", "--json"]);
+    assert_eq!(
+        (
+            row(&listing, "cli::greet")["entries"].clone(),
+            row(&listing, "cli::square")["entries"].clone()
+        ),
+        (1.into(), 0.into())
+    );
+}
+
+#[test]
+fn clear_empties_a_function_as_its_clear_cache_does() {
+    let _turn = fill();
+    assert_eq!(square(3), 9);
+    let runs = SQUARES.load(Ordering::SeqCst);
+    let output = cachier(&["clear", "cli::square"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("removed 4 entries"));
+    assert_eq!(square(3), 9);
+    assert_eq!(
+        SQUARES.load(Ordering::SeqCst),
+        runs + 1,
+        "this process sees the clear at once"
+    );
+    assert_eq!(
+        row(&json(&["ls", "--json"]), "cli::greet")["entries"],
+        1,
+        "other functions keep theirs"
+    );
+    assert!(square.cache_dpath().unwrap().join("notes.txt").exists());
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let _turn = fill();
+    let missing = cachier(&["show", "cli::nothing"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no cache of cli::nothing"));
+    assert_eq!(cachier(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        cachier(&["clear"]).status.code(),
+        Some(2),
+        "clear needs functions or --all"
+    );
+    assert_eq!(cachier(&["gc", "--older-than", "soon"]).status.code(), Some(2));
+}
