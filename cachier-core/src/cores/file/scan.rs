@@ -13,9 +13,10 @@
 //! let root = tempfile::tempdir().unwrap();
 //! let core = FileCore::new(root.path().join("app.report"));
 //! core.set(&Key::new("app::report", &1u8).unwrap(), &Entry::new(std::time::SystemTime::now(), vec![1])).unwrap();
-//! let functions = scan::functions(root.path(), Sharing::Private, scan::Depth::Header).unwrap();
-//! assert_eq!(functions[0].function(), "app::report");
-//! assert_eq!(functions[0].entries().count(), 1);
+//! let dirs = scan::function_dirs(root.path()).unwrap();
+//! let function = scan::function(&dirs[0], Sharing::Private, scan::Depth::Header).unwrap().unwrap();
+//! assert_eq!(function.function(), "app::report");
+//! assert_eq!(function.entries().count(), 1);
 //! ```
 
 use std::io::Read;
@@ -120,26 +121,9 @@ impl Function {
     }
 }
 
-/// Every function directory under `root`, with its files. Directories that
-/// are not trusted (see [`Sharing`]) are skipped with a warning; a missing
-/// root holds no functions.
-///
-/// # Errors
-/// When `root` cannot be read.
-pub fn functions(root: &Path, sharing: Sharing, depth: Depth) -> Result<Vec<Function>> {
-    let mut found = Vec::new();
-    for path in function_dirs(root)? {
-        match function(&path, sharing, depth) {
-            Ok(Some(function)) => found.push(function),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "cachier: skipping a directory"),
-        }
-    }
-    Ok(found)
-}
-
 /// The directories under `root`, sorted by name: the functions' (and any
-/// other directory, which [`function`] then finds untrusted or empty).
+/// other directory, which [`function`] then finds untrusted or empty). A
+/// missing root holds none.
 ///
 /// # Errors
 /// When `root` cannot be read.
@@ -287,7 +271,12 @@ mod tests {
 
     #[test]
     fn a_directory_name_gives_back_its_function() {
-        for name in ["app::report", "app::café", "<app::Model as app::Scorer>::score", "a-b_c::d"] {
+        for name in [
+            "app::report",
+            "app::café",
+            "<app::Model as app::Scorer>::score",
+            "a-b_c::d",
+        ] {
             let function = Function {
                 dir_name: FileCore::function_dir_name(name),
                 path: PathBuf::new(),

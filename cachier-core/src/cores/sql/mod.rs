@@ -110,6 +110,8 @@ struct Server {
     database: std::result::Result<Database, String>,
     params: SqlParams,
     statements: Statements,
+    /// How messages name the database.
+    name: &'static str,
     pool: Pool<Connection>,
     /// Whether the table is known to exist.
     ready: AtomicBool,
@@ -195,6 +197,7 @@ impl SqlCore {
             function: function.to_owned(),
             server: Arc::new(Server {
                 statements: Statements::new(&params.table, database.as_ref().ok()),
+                name,
                 database,
                 params: params.clone(),
                 pool: Pool::new(name, params.retry_after),
@@ -321,7 +324,7 @@ impl Core for SqlCore {
             return Ok(None);
         }
         let (server, function) = (Arc::clone(&self.server), self.function.clone());
-        let name = self.server.database.as_ref().map_or("SQL", Database::name);
+        let name = self.server.name;
         let renewing = (Arc::clone(&server), function.clone(), hex.clone(), owner.clone());
         let renew = move || {
             let (server, function, hex, owner) = &renewing;
