@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,7 +17,6 @@ use cachier::mongodb::bson::Document;
 use cachier::mongodb::options::ClientOptions;
 use cachier::mongodb::sync::{Client, Collection};
 use cachier::{Core, MongoCore, MongoParams, cachier};
-use support::PATIENCE;
 
 /// Short enough that the takeover test is quick, long enough to be renewed in time.
 const LEASE: Duration = Duration::from_secs(2);
@@ -64,60 +62,20 @@ mod contract {
 // The zero-code form: CACHIER_MONGO_URI, default database and collection.
 support::shared_store_tests!("mongo");
 
-/// A server of this test's own, which it stops and starts again.
-struct Server {
-    process: Option<Child>,
-}
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let binary = std::env::var("CACHIER_SECANTUSD")
-            .expect("the restart test starts its own server: run scripts/test, or set CACHIER_SECANTUSD");
-        let process = Command::new(binary)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--storage-path",
-                ":memory:",
-            ])
-            .args(["--log-level", "WARNING"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            process: Some(process),
-        };
-        let client = Client::with_options(client_options(port, Duration::from_millis(500))).unwrap();
-        let ping = cachier::mongodb::bson::doc! { "ping": 1 };
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while client.database("admin").run_command(ping.clone()).run().is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the test server never answered"
-            );
-        }
-        server
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            // SIGTERM, so that it removes its temporary storage.
-            Command::new("kill")
-                .arg(process.id().to_string())
-                .status()
-                .unwrap();
-            process.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A server of this test's own, which it stops (`SIGTERM`, so that it removes
+/// its temporary storage) and starts again.
+fn own_server_started(port: u16) -> support::OwnServer {
+    let binary = std::env::var("CACHIER_SECANTUSD")
+        .expect("the restart test starts its own server: run scripts/test, or set CACHIER_SECANTUSD");
+    let mut command = Command::new(binary);
+    command
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--storage-path", ":memory:", "--log-level", "WARNING"]);
+    let client = Client::with_options(client_options(port, Duration::from_millis(500))).unwrap();
+    let ping = cachier::mongodb::bson::doc! { "ping": 1 };
+    support::OwnServer::start(command, "TERM", || {
+        client.database("admin").run_command(ping.clone()).run().is_ok()
+    })
 }
 
 fn client_options(port: u16, timeout: Duration) -> ClientOptions {
@@ -144,14 +102,10 @@ fn on_own_server(x: u64) -> u64 {
 #[test]
 fn a_server_outage_costs_the_cache_not_the_caller() {
     init();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     OWN_PORT.set(port).unwrap();
     support::survives_an_outage(
-        || Server::start(port),
+        || own_server_started(port),
         *on_own_server,
         on_own_server.cache(),
         RETRY_AFTER,

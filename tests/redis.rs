@@ -9,14 +9,12 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachier::{Core, RedisCore, RedisParams, cachier, redis};
-use support::PATIENCE;
 
 /// Short enough that the takeover test is quick, long enough to be renewed in time.
 const LEASE: Duration = Duration::from_secs(2);
@@ -62,50 +60,21 @@ mod contract {
 
 support::shared_store_tests!("redis");
 
-/// A server of this test's own, which it stops and starts again.
-struct Server {
-    process: Option<Child>,
-}
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let binary = std::env::var("CACHIER_REDIS_SERVER")
-            .expect("the restart test starts its own server: run scripts/test, or set CACHIER_REDIS_SERVER");
-        let process = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            process: Some(process),
-        };
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        while client
+/// A server of this test's own, which it stops (`SIGKILL`) and starts again.
+fn own_server_started(port: u16) -> support::OwnServer {
+    let binary = std::env::var("CACHIER_REDIS_SERVER")
+        .expect("the restart test starts its own server: run scripts/test, or set CACHIER_REDIS_SERVER");
+    let mut command = Command::new(binary);
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"]);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    support::OwnServer::start(command, "KILL", || {
+        client
             .get_connection_with_timeout(Duration::from_millis(200))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the test server never answered");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().unwrap();
-            process.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
+            .is_ok()
+    })
 }
 
 static OWN_PORT: OnceLock<u16> = OnceLock::new();
@@ -123,14 +92,10 @@ fn on_own_server(x: u64) -> u64 {
 #[test]
 fn a_server_outage_costs_the_cache_not_the_caller() {
     init();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     OWN_PORT.set(port).unwrap();
     support::survives_an_outage(
-        || Server::start(port),
+        || own_server_started(port),
         *on_own_server,
         on_own_server.cache(),
         RETRY_AFTER,

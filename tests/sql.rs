@@ -10,14 +10,11 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use cachier::{SqlCore, cachier};
-use support::PATIENCE;
 
 fn url() -> String {
     std::env::var("CACHIER_SQL_URL")
@@ -26,53 +23,19 @@ fn url() -> String {
 
 support::sql_suite!();
 
-/// A PostgreSQL server of this test's own, which it stops and starts again
-/// on one data directory.
-struct Server {
-    process: Option<Child>,
-}
-
-impl Server {
-    fn start(port: u16, dir: &PathBuf) -> Server {
-        let script = std::env::var("CACHIER_POSTGRES_SERVER").expect(
-            "the restart test starts its own server: run scripts/test, or set CACHIER_POSTGRES_SERVER",
-        );
-        let process = Command::new(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            process: Some(process),
-        };
-        let url = own_url(port);
-        let deadline = Instant::now() + PATIENCE;
-        while postgres::Client::connect(&url, postgres::NoTls)
+/// A PostgreSQL server of this test's own on one data directory, which it
+/// stops at once, as a crash would (`SIGQUIT`: immediate shutdown), and starts again.
+fn own_server_started(port: u16, dir: &PathBuf) -> support::OwnServer {
+    let script = std::env::var("CACHIER_POSTGRES_SERVER")
+        .expect("the restart test starts its own server: run scripts/test, or set CACHIER_POSTGRES_SERVER");
+    let mut command = Command::new(script);
+    command.arg(port.to_string()).arg(dir);
+    let url = own_url(port);
+    support::OwnServer::start(command, "QUIT", || {
+        postgres::Client::connect(&url, postgres::NoTls)
             .and_then(|mut client| client.simple_query("SELECT 1"))
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the test server never answered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    /// Stops the server at once, as a crash would (`SIGQUIT`: immediate shutdown).
-    fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let pid = process.id().to_string();
-            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
-            process.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
+            .is_ok()
+    })
 }
 
 fn own_url(port: u16) -> String {
@@ -96,15 +59,11 @@ fn on_own_server(x: u64) -> u64 {
 #[test]
 fn a_server_outage_costs_the_cache_not_the_caller() {
     init();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     OWN_PORT.set(port).unwrap();
     let dir = std::env::temp_dir().join(format!("cachier-sql-outage-{}", std::process::id()));
     support::survives_an_outage(
-        || Server::start(port, &dir),
+        || own_server_started(port, &dir),
         *on_own_server,
         on_own_server.cache(),
         RETRY_AFTER,

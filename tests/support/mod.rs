@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ROLE: &str = "CACHIER_TEST_ROLE";
 const RUN: &str = "CACHIER_TEST_RUN";
@@ -193,6 +193,47 @@ pub fn race(role: &str, run: &str, processes: usize) -> String {
     let values: Vec<String> = peers.into_iter().map(Peer::value).collect();
     assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
     values[0].clone()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A server process of a test's own, stopped with `kill -<signal>` when dropped.
+pub struct OwnServer {
+    process: Child,
+    signal: &'static str,
+}
+
+impl OwnServer {
+    /// Runs `command` (its output discarded) and waits until `answers` says
+    /// the server does (a failure after [`PATIENCE`]).
+    pub fn start(mut command: Command, signal: &'static str, answers: impl Fn() -> bool) -> OwnServer {
+        let process = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = OwnServer { process, signal };
+        let deadline = Instant::now() + PATIENCE;
+        while !answers() {
+            assert!(Instant::now() < deadline, "the test server never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let pid = self.process.id().to_string();
+        let _ = Command::new("kill")
+            .args([&format!("-{}", self.signal), &pid])
+            .status();
+        let _ = self.process.wait();
+    }
 }
 
 /// A function cached on a server of the test's own survives the server going
