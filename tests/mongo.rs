@@ -10,7 +10,6 @@ mod support;
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cachier::mongodb::bson::Document;
@@ -47,12 +46,7 @@ mod contract {
 
     /// A fresh core: a function name no other core uses.
     fn fresh() -> Box<dyn Core> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let function = format!(
-            "contract-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let function = support::fresh_function();
         Box::new(MongoCore::with_params(function, &params()))
     }
 

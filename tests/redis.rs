@@ -11,7 +11,6 @@ mod support;
 
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cachier::{Core, RedisCore, RedisParams, cachier, redis};
@@ -46,12 +45,7 @@ mod contract {
 
     /// A fresh core: a function name no other core uses.
     fn fresh() -> Box<dyn Core> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let function = format!(
-            "contract-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let function = support::fresh_function();
         Box::new(RedisCore::with_params(&function, &params()))
     }
 

@@ -195,6 +195,14 @@ pub fn race(role: &str, run: &str, processes: usize) -> String {
     values[0].clone()
 }
 
+/// A function name no other core of any run uses, for a fresh core of the
+/// contract suite on a lasting store.
+pub fn fresh_function() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("contract-{}-{n}", std::process::id())
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -451,16 +459,9 @@ macro_rules! sql_suite {
         }
 
         mod contract {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-
             /// A fresh core: a function name no other core uses.
             fn fresh() -> Box<dyn cachier::Core> {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                let function = format!(
-                    "contract-{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                );
+                let function = $crate::support::fresh_function();
                 Box::new(cachier::SqlCore::with_params(&function, &super::params()))
             }
 
