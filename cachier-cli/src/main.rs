@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use cachier_core::file::scan::{self, Depth, Function, Kind};
-use cachier_core::{Core, FileCore, Sharing};
+use cachier_core::{Budget, Core, FileCore, Sharing};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -73,12 +73,12 @@ enum Command {
         all: bool,
     },
     /// Reclaims space: corrupt entries, files of killed writers, entries over
-    /// an age, and the oldest entries past a size budget.
+    /// an age, and the least recently used entries past a size budget.
     Gc {
         /// Removes entries computed longer ago than this (`30d`, `12h`).
         #[arg(long, value_parser = humantime::parse_duration, value_name = "AGE")]
         older_than: Option<Duration>,
-        /// Then removes the oldest entries of the whole directory until it takes no more (`2GB`, `500MiB`).
+        /// Then removes the least recently used entries of the whole directory until it takes no more (`2GB`, `500MiB`).
         #[arg(long, value_name = "SIZE")]
         max_bytes: Option<bytesize::ByteSize>,
         /// Says what would go, removes nothing.
@@ -326,14 +326,13 @@ fn gc(
         }
     }
     if let Some(budget) = max_bytes {
-        // The oldest computed go first.
-        kept.sort_by_key(|file| file.computed_at);
-        let mut total: u64 = kept.iter().map(|file| file.bytes).sum();
-        for file in kept {
-            if total <= budget {
-                break;
-            }
-            total -= file.bytes;
+        // The least recently used go first: an entry file's modification
+        // time is when a process last stored or read it.
+        let kept = kept
+            .into_iter()
+            .map(|file| (file.modified, file.bytes, file))
+            .collect();
+        for file in Budget::new().max_bytes(budget).victims(kept) {
             report.over_budget += 1;
             doomed.push(file);
         }

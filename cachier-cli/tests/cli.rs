@@ -185,12 +185,34 @@ fn gc_removes_what_is_broken_and_never_a_file_it_does_not_know() {
     );
 }
 
+/// Makes every entry file in `dir` look last used `ago` in the past.
+fn used_ago(dir: PathBuf, ago: Duration) {
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cachier") {
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(SystemTime::now() - ago).unwrap();
+        }
+    }
+}
+
 #[test]
-fn gc_keeps_a_size_budget_by_removing_the_oldest() {
+fn gc_keeps_a_size_budget_by_removing_the_least_recently_used() {
     let _turn = fill();
-    // Room for the newest entry, greet's, computed after square's three.
-    let newest = &json(&["show", "cli::greet", "--json"])[0];
-    let budget = format!("{}B", newest["bytes"]);
+    // square(1), computed first, is the one used last.
+    used_ago(square.cache_dpath().unwrap(), Duration::from_secs(7200));
+    used_ago(greet.cache_dpath().unwrap(), Duration::from_secs(3600));
+    assert_eq!(square(1), 1);
+    let runs = SQUARES.load(Ordering::SeqCst);
+    let entries = json(&["show", "cli::square", "--json"]);
+    let key = square.cache().key(&(1u64,)).unwrap().to_string();
+    let used = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == *key)
+        .unwrap();
+    let budget = format!("{}B", used["bytes"]);
     let done = json(&["gc", "--max-bytes", &budget, "--json"]);
     assert_eq!(done["over_budget"], 3, "four entries, room for one");
     let listing = json(&["ls", "--json"]);
@@ -199,7 +221,13 @@ fn gc_keeps_a_size_budget_by_removing_the_oldest() {
             row(&listing, "cli::greet")["entries"].clone(),
             row(&listing, "cli::square")["entries"].clone()
         ),
-        (1.into(), 0.into())
+        (0.into(), 1.into())
+    );
+    assert_eq!(square(1), 1);
+    assert_eq!(
+        SQUARES.load(Ordering::SeqCst),
+        runs,
+        "the entry used last was kept"
     );
 }
 

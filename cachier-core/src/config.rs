@@ -64,6 +64,10 @@ pub struct GlobalParams {
     pub entry_size_limit: Option<usize>,
     /// How often functions with `cleanup_stale` delete their stale entries. Default: one day.
     pub cleanup_interval: Duration,
+    /// Most entries each function's store keeps (see [`Budget`](crate::Budget)). Default: no limit.
+    pub max_entries: Option<u64>,
+    /// Most bytes each function's store keeps (see [`Budget`](crate::Budget)). Default: no limit.
+    pub max_bytes: Option<u64>,
     /// The MongoDB core's server, claims and outage handling.
     #[cfg(feature = "mongo")]
     pub mongo: crate::MongoParams,
@@ -104,6 +108,10 @@ impl GlobalParams {
         entry_size_limit: Option<usize>,
         /// Sets [`GlobalParams::cleanup_interval`].
         cleanup_interval: Duration,
+        /// Sets [`GlobalParams::max_entries`].
+        max_entries: Option<u64>,
+        /// Sets [`GlobalParams::max_bytes`].
+        max_bytes: Option<u64>,
     );
 
     /// Sets [`GlobalParams::mongo`].
@@ -143,6 +151,8 @@ impl Default for GlobalParams {
             allow_none: false,
             entry_size_limit: None,
             cleanup_interval: Duration::from_secs(24 * 3600),
+            max_entries: None,
+            max_bytes: None,
             #[cfg(feature = "mongo")]
             mongo: crate::MongoParams::default(),
             #[cfg(feature = "redis")]

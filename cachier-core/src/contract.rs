@@ -20,7 +20,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use crate::{CallOptions, Core, Entry, FunctionCache, Job, Key, OkOnly, Plain, SomeOnly};
+use crate::{Budget, CallOptions, Core, Entry, FunctionCache, Job, Key, OkOnly, Plain, SomeOnly};
 
 /// Makes a fresh, empty core.
 pub type Factory<'a> = &'a dyn Fn() -> Box<dyn Core>;
@@ -32,7 +32,8 @@ macro_rules! core_contract {
         $crate::core_contract!(@each $factory;
             missing_keys_read_as_none, stored_entries_read_back, stores_replace, keys_are_independent,
             claims_are_exclusive_until_dropped, clear_removes_every_entry, clear_claims_frees_keys,
-            delete_stale_removes_only_older_entries, a_second_call_is_a_hit, arguments_are_told_apart,
+            delete_stale_removes_only_older_entries, evictions_bring_the_store_within_its_budget,
+            a_second_call_is_a_hit, arguments_are_told_apart,
             errors_are_returned_not_cached, none_is_cached_only_with_allow_none,
             a_panicking_body_caches_nothing_and_blocks_nobody, concurrent_cold_callers_compute_once,
             stale_entries_are_recomputed, next_time_serves_stale_and_refreshes_once, max_age_forces_recomputation,
@@ -175,6 +176,24 @@ pub fn delete_stale_removes_only_older_entries(factory: Factory<'_>) {
     assert_eq!(deleted, 1);
     assert!(core.get(&key(1)).unwrap().is_none());
     assert!(core.get(&key(2)).unwrap().is_some());
+}
+
+/// `evict` leaves as many entries as the budget allows (or, from a core that
+/// keeps no record of use, all of them) and says how many went.
+pub fn evictions_bring_the_store_within_its_budget(factory: Factory<'_>) {
+    let core = factory();
+    for n in 0..3 {
+        core.set(&key(n), &entry(Duration::ZERO, b"v")).unwrap();
+    }
+    let left = |core: &dyn Core| (0..3).filter(|&n| core.get(&key(n)).unwrap().is_some()).count();
+    match core.evict(Budget::new().max_entries(1)).unwrap() {
+        Some(evicted) => {
+            assert_eq!((evicted, left(&*core)), (2, 1));
+            assert_eq!(core.evict(Budget::new().max_bytes(0)).unwrap(), Some(1));
+            assert_eq!(left(&*core), 0);
+        }
+        None => assert_eq!(left(&*core), 3, "a core that cannot evict removed entries"),
+    }
 }
 
 /// The first call computes; the second is served from the cache.

@@ -28,6 +28,7 @@
 #[cfg(not(unix))]
 compile_error!("cachier supports Unix-like systems (Linux, macOS, the BSDs) only for now");
 
+mod budget;
 pub mod canonical;
 mod code;
 mod codec;
@@ -46,6 +47,7 @@ mod scope;
 pub mod site;
 mod stats;
 
+pub use crate::budget::Budget;
 pub use crate::code::Code;
 pub use crate::codec::MAX_VALUE_LEN;
 pub use crate::config::{

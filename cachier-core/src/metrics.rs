@@ -18,7 +18,7 @@ use crate::stats::CacheInfo;
 type Counter = (&'static str, &'static str, fn(&CacheInfo) -> u64);
 
 /// The counters.
-const COUNTERS: [Counter; 5] = [
+const COUNTERS: [Counter; 6] = [
     ("cachier_hits_total", "Calls answered from a fresh entry.", |i| {
         i.hits
     }),
@@ -39,6 +39,11 @@ const COUNTERS: [Counter; 5] = [
         "cachier_cache_errors_total",
         "Failures of a cache itself (I/O, corrupt entries, server errors); the calls still returned.",
         |i| i.cache_errors,
+    ),
+    (
+        "cachier_evictions_total",
+        "Entries evicted to keep a store within its budget (max_entries, max_bytes).",
+        |i| i.evictions,
     ),
 ];
 
@@ -64,6 +69,7 @@ pub fn render() -> String {
         sum.stale_hits += info.stale_hits;
         sum.recalculations += info.recalculations;
         sum.cache_errors += info.cache_errors;
+        sum.evictions += info.evictions;
     }
     let mut text = String::new();
     for (name, help, counter) in COUNTERS {

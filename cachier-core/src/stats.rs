@@ -24,6 +24,9 @@ pub struct CacheInfo {
     pub recalculations: u64,
     /// Failures of the cache itself (I/O, corrupt entries, encoding, server errors).
     pub cache_errors: u64,
+    /// Entries this process evicted to keep the store within its budget
+    /// (`max_entries`, `max_bytes`).
+    pub evictions: u64,
 }
 
 impl CacheInfo {
@@ -41,11 +44,16 @@ pub(crate) struct Stats {
     pub stale_hits: AtomicU64,
     pub recalculations: AtomicU64,
     pub cache_errors: AtomicU64,
+    pub evictions: AtomicU64,
 }
 
 impl Stats {
     pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Self::add(counter, 1);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> CacheInfo {
@@ -56,6 +64,7 @@ impl Stats {
             stale_hits: read(&self.stale_hits),
             recalculations: read(&self.recalculations),
             cache_errors: read(&self.cache_errors),
+            evictions: read(&self.evictions),
         }
     }
 }

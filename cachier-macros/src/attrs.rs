@@ -51,6 +51,9 @@ pub struct Attrs {
     pub hash_func: Option<Located<Expr>>,
     /// An expression of type `usize`.
     pub entry_size_limit: Option<TokenStream>,
+    /// Expressions of type `u64`.
+    pub max_entries: Option<Located<TokenStream>>,
+    pub max_bytes: Option<Located<TokenStream>>,
     pub cleanup_stale: Option<Located<bool>>,
     pub cleanup_interval: Option<Located<TokenStream>>,
     /// Replaces the body digest in the function's identity.
@@ -70,7 +73,7 @@ pub struct Attrs {
 }
 
 const OPTIONS: &str = "backend, cache_dir, core, mongetter, redis_client, stale_after, next_time, wait_for_calc_timeout, \
-                       allow_none, hash_func, entry_size_limit, cleanup_stale, cleanup_interval, version, \
+                       allow_none, hash_func, entry_size_limit, max_entries, max_bytes, cleanup_stale, cleanup_interval, version, \
                        body_changes, deps, local, ignore, crate";
 
 impl Attrs {
@@ -112,14 +115,15 @@ impl Attrs {
             "allow_none" => fill(&mut self.allow_none, &name, span, flag(&meta)?),
             "hash_func" => fill(&mut self.hash_func, &name, span, expr(&meta)?),
             "entry_size_limit" => fill(&mut self.entry_size_limit, &name, span, size(&meta)?),
+            "max_entries" => fill(&mut self.max_entries, &name, span, located(count(&meta)?, span)),
+            "max_bytes" => fill(&mut self.max_bytes, &name, span, located(size(&meta)?, span)),
             "cleanup_stale" => fill(&mut self.cleanup_stale, &name, span, flag(&meta)?),
-            "cleanup_interval" => {
-                let interval = Located {
-                    value: duration(&meta)?,
-                    span,
-                };
-                fill(&mut self.cleanup_interval, &name, span, interval)
-            }
+            "cleanup_interval" => fill(
+                &mut self.cleanup_interval,
+                &name,
+                span,
+                located(duration(&meta)?, span),
+            ),
             "version" => fill(&mut self.version, &name, span, text(&meta)?),
             "body_changes" => fill(&mut self.body_changes, &name, span, body_changes(&meta)?),
             "deps" => fill(&mut self.deps, &name, span, paths(&meta)?),
@@ -155,6 +159,10 @@ impl Attrs {
 
 /// The facade's package name on the registry; its library is `cachier`.
 const PACKAGE: &str = "cachier-rs";
+
+fn located<T>(value: T, span: Span) -> Located<T> {
+    Located { value, span }
+}
 
 fn fill<T>(slot: &mut Option<T>, name: &str, span: Span, value: T) -> syn::Result<()> {
     if slot.is_some() {
@@ -376,11 +384,37 @@ fn size(meta: &Meta) -> syn::Result<TokenStream> {
             let bytes = units::parse_size(&lit.value()).map_err(|e| {
                 syn::Error::new_spanned(lit, format!("cachier: bad `{}`: {e}", name_of(meta)))
             })?;
-            let bytes = usize::try_from(bytes)
-                .map_err(|_| syn::Error::new_spanned(lit, "cachier: size does not fit in usize"))?;
+            // Unsuffixed: `entry_size_limit` takes a `usize`, `max_bytes` a `u64`.
+            let bytes = proc_macro2::Literal::u64_unsuffixed(bytes);
             Ok(quote_spanned!(lit.span()=> #bytes))
         }
         None => Ok(expr.to_token_stream()),
+    }
+}
+
+/// A positive integer, or any expression of type `u64`.
+fn count(meta: &Meta) -> syn::Result<TokenStream> {
+    let expr = value(meta)?;
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) if int.base10_parse::<u64>().is_ok_and(|n| n == 0) => Err(syn::Error::new_spanned(
+            int,
+            format!(
+                "cachier: `{} = 0` would keep nothing: give at least 1, or use `ignore_cache` to skip the cache",
+                name_of(meta)
+            ),
+        )),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Err(syn::Error::new_spanned(
+            lit,
+            format!(
+                "cachier: `{}` expects a number of entries, such as `10_000`",
+                name_of(meta)
+            ),
+        )),
+        _ => Ok(expr.to_token_stream()),
     }
 }
 

@@ -81,6 +81,24 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
             ));
         }
     }
+    let budgets = [
+        ("max_entries", &attrs.max_entries),
+        ("max_bytes", &attrs.max_bytes),
+    ];
+    for (name, budget) in budgets {
+        if let Some(budget) = budget
+            && backend.is_some_and(|b| !matches!(b, Backend::File | Backend::Memory))
+        {
+            errors.push(error(
+                budget.span,
+                &format!(
+                    "`{name}` applies to the file and memory backends, which record when entries are used; \
+                     bound a server's store with `stale_after` and `cleanup_stale = true`, or with the \
+                     server's own limits (Redis: `maxmemory` and `maxmemory-policy allkeys-lru`)"
+                ),
+            ));
+        }
+    }
     if let (Some(_), Some(body_changes)) = (&attrs.version, &attrs.body_changes) {
         errors.push(error(
             body_changes.span,

@@ -527,6 +527,8 @@ fn builder(
             attrs.cleanup_interval.as_ref().map(|c| &c.value),
         ),
         ("entry_size_limit", attrs.entry_size_limit.as_ref()),
+        ("max_entries", attrs.max_entries.as_ref().map(|m| &m.value)),
+        ("max_bytes", attrs.max_bytes.as_ref().map(|m| &m.value)),
     ];
     for (method, value) in valued {
         if let Some(value) = value {

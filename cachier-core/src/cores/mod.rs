@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use self::file::{FileCore, Sharing};
 use self::memory::MemoryCore;
+use crate::budget::Budget;
 use crate::config::{self, Backend};
 use crate::entry::Entry;
 use crate::error::Result;
@@ -93,6 +94,22 @@ pub trait Core: Send + Sync + 'static {
     /// A failure of the store.
     fn reclaim(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    /// Evicts the least recently used entries until the rest fit in
+    /// `budget` (in the order of [`Budget::victims`]); returns how many
+    /// went, or `None` for a core that keeps no record of use, whose budget
+    /// the engine then leaves unenforced (and says so once).
+    ///
+    /// The memory core counts an entry used at every store and read; the
+    /// file core at every store, and at a read if the entry was not used in
+    /// the last second (the file's modification time is the record).
+    ///
+    /// # Errors
+    /// A failure of the store.
+    fn evict(&self, budget: Budget) -> Result<Option<u64>> {
+        let _ = budget;
+        Ok(None)
     }
 
     /// The directory holding the entries, for cores that keep them in one.
@@ -177,6 +194,9 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
     fn reclaim(&self) -> Result<u64> {
         (**self).reclaim()
+    }
+    fn evict(&self, budget: Budget) -> Result<Option<u64>> {
+        (**self).evict(budget)
     }
     fn dpath(&self) -> Option<PathBuf> {
         (**self).dpath()

@@ -145,6 +145,21 @@ impl FunctionCacheBuilder {
         self
     }
 
+    /// Keeps at most `entries` entries, evicting the least recently used
+    /// (see [`Budget`](crate::Budget)).
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.options.max_entries = Some(entries);
+        self
+    }
+
+    /// Keeps at most `bytes` bytes of entries, evicting the least recently
+    /// used (see [`Budget`](crate::Budget)); a result larger than that is
+    /// returned but not stored.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.options.max_bytes = Some(bytes);
+        self
+    }
+
     /// Periodically delete stale entries (needs `stale_after`, here or global).
     pub fn cleanup_stale(mut self, yes: bool) -> Self {
         self.options.cleanup_stale = yes;

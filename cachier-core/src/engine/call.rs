@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::budget::Budget;
 use crate::config;
 use crate::key::Key;
 use crate::options::CallOptions;
@@ -17,6 +18,8 @@ pub(super) struct FunctionOptions {
     pub entry_size_limit: Option<usize>,
     pub cleanup_stale: bool,
     pub cleanup_interval: Option<Duration>,
+    pub max_entries: Option<u64>,
+    pub max_bytes: Option<u64>,
 }
 
 /// The options in force for one call.
@@ -27,6 +30,7 @@ pub(super) struct Settings {
     pub allow_none: bool,
     pub entry_size_limit: Option<usize>,
     pub cleanup_interval: Duration,
+    pub budget: Budget,
     /// Entries this old or older are stale: the smaller of `stale_after` and the call's `max_age`.
     pub stale_limit: Option<Duration>,
     pub verbose: bool,
@@ -43,6 +47,10 @@ impl Settings {
                 allow_none: own.allow_none.unwrap_or(global.allow_none),
                 entry_size_limit: own.entry_size_limit.or(global.entry_size_limit),
                 cleanup_interval: own.cleanup_interval.unwrap_or(global.cleanup_interval),
+                budget: Budget {
+                    max_entries: own.max_entries.or(global.max_entries),
+                    max_bytes: own.max_bytes.or(global.max_bytes),
+                },
                 stale_limit: [stale_after, opts.max_age].into_iter().flatten().min(),
                 verbose: opts.verbose,
             }

@@ -6,6 +6,7 @@
 //! - `call`: the context of one call (its key and the options in force);
 //! - `flight`: single-flight among the threads of this process (claims do it
 //!   across processes, in the cores);
+//! - `eviction`: when a store is brought back within its size budget;
 //! - `mode`: how a caller waits, the one difference between sync and async
 //!   calls: the decision tree is `async` code generic over it, and a sync call
 //!   runs it in the blocking mode;
@@ -14,6 +15,7 @@
 mod background;
 mod builder;
 mod call;
+mod eviction;
 mod flight;
 mod mode;
 mod registry;
@@ -29,6 +31,7 @@ use serde::Serialize;
 use self::background::{Background, once_per};
 pub use self::builder::FunctionCacheBuilder;
 use self::call::{Call, FunctionOptions, Settings};
+use self::eviction::Eviction;
 use self::flight::{Computing, Flights, Join, Landed, Pilot};
 #[cfg(feature = "async")]
 use self::mode::Tokio;
@@ -85,6 +88,7 @@ struct Inner {
     stats: Stats,
     flights: Flights,
     background: Arc<Background>,
+    eviction: Eviction,
     last_cleanup: Mutex<Option<Instant>>,
     last_reclaim: Mutex<Option<Instant>>,
     /// Whether a verbose caller was told of entries of other code versions.
@@ -108,6 +112,7 @@ impl FunctionCache {
                 stats: Stats::default(),
                 flights: Flights::default(),
                 background: Arc::default(),
+                eviction: Eviction::default(),
                 last_cleanup: Mutex::new(None),
                 last_reclaim: Mutex::new(None),
                 told_other_versions: AtomicBool::new(false),
@@ -268,8 +273,11 @@ impl FunctionCache {
         let this = &self.inner;
         let settings = Settings::resolve(&this.options, &CallOptions::DEFAULT);
         let stored = value.stored(settings.allow_none).ok_or(Error::NotCacheable)?;
-        this.core
-            .set(&key, &Entry::new(SystemTime::now(), codec::encode(stored)?))
+        let bytes = codec::encode(stored)?;
+        let len = bytes.len();
+        this.core.set(&key, &Entry::new(SystemTime::now(), bytes))?;
+        block_on(this.maybe_evict::<Blocking>(&settings, len));
+        Ok(())
     }
 
     /// Removes every entry of this function, and (file core) the entries of
@@ -659,13 +667,17 @@ impl Inner {
                 return (outcome, None);
             }
         };
-        let limit = call
-            .settings
-            .entry_size_limit
-            .map_or(MAX_VALUE_LEN, |limit| limit.min(MAX_VALUE_LEN));
+        let budget = call.settings.budget.max_bytes;
+        let limit = [
+            call.settings.entry_size_limit,
+            budget.and_then(|b| usize::try_from(b).ok()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(MAX_VALUE_LEN, usize::min);
         if bytes.len() > limit {
             let event = format!(
-                "result of {} bytes exceeds the size limit of {limit} (entry_size_limit): not stored",
+                "result of {} bytes exceeds the size limit of {limit} (entry_size_limit or max_bytes): not stored",
                 bytes.len()
             );
             self.tell(call, &event);
@@ -675,6 +687,7 @@ impl Inner {
         match M::set(&self.core, key, entry).await {
             Ok(()) => {
                 self.tell(call, "stored");
+                self.maybe_evict::<M>(&call.settings, bytes.len()).await;
                 self.maybe_reclaim(call.settings.verbose);
             }
             Err(e) => self.cache_error("storing the result", &e),
@@ -728,6 +741,32 @@ impl Inner {
                 Err(e) => this.cache_error("deleting stale entries", &e),
             }
         });
+    }
+
+    /// After a store of `len` bytes under a budget: an eviction round, in
+    /// the storing call, when one is due (see `eviction`).
+    async fn maybe_evict<M: Mode>(&self, settings: &Settings, len: usize) {
+        let budget = settings.budget;
+        if budget.is_unlimited() || !self.eviction.due(&budget, len as u64) {
+            return;
+        }
+        match M::evict(&self.core, budget).await {
+            Ok(Some(0)) => {}
+            Ok(Some(n)) => {
+                Stats::add(&self.stats.evictions, n);
+                let event = format!("evicted the {n} least recently used entries (max_entries, max_bytes)");
+                self.report(settings.verbose, &event, None);
+            }
+            Ok(None) => {
+                if self.eviction.first_unsupported() {
+                    tracing::warn!(
+                        function = %self.function,
+                        "cachier: this backend keeps no record of use: max_entries and max_bytes are not enforced"
+                    );
+                }
+            }
+            Err(e) => self.cache_error("evicting entries (max_entries, max_bytes)", &e),
+        }
     }
 
     /// After a store, asks the core in the background to reclaim what dead

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{EventListener, Listener};
 
+use crate::budget::Budget;
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::Result;
@@ -38,6 +39,9 @@ pub(crate) trait Mode {
 
     /// [`Core::try_claim`].
     fn try_claim(core: &Arc<dyn Core>, key: Key) -> impl Future<Output = Result<Option<Claim>>> + Send;
+
+    /// [`Core::evict`].
+    fn evict(core: &Arc<dyn Core>, budget: Budget) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
 
 /// Sync callers: every wait blocks the calling thread.
@@ -68,6 +72,10 @@ impl Mode for Blocking {
 
     async fn try_claim(core: &Arc<dyn Core>, key: Key) -> Result<Option<Claim>> {
         core.try_claim(&key)
+    }
+
+    async fn evict(core: &Arc<dyn Core>, budget: Budget) -> Result<Option<u64>> {
+        core.evict(budget)
     }
 }
 
@@ -112,6 +120,10 @@ impl Mode for Tokio {
 
     async fn try_claim(core: &Arc<dyn Core>, key: Key) -> Result<Option<Claim>> {
         offload(core, move |core| core.try_claim(&key)).await
+    }
+
+    async fn evict(core: &Arc<dyn Core>, budget: Budget) -> Result<Option<u64>> {
+        offload(core, move |core| core.evict(budget)).await
     }
 }
 

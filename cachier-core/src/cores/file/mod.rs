@@ -20,6 +20,11 @@
 //! `recent`); a hit on one costs a single `stat` relative to the directory
 //! handle, which still sees every store (a new file) and clear (no file) of any
 //! process.
+//!
+//! An entry file's modification time is when the entry was last used, shared
+//! by every process: a store sets it, and a read sets it again (one
+//! `utimensat`) if it is a second or more old. Evictions under a [`Budget`]
+//! take the entries of the oldest ones first.
 
 mod dir;
 pub mod format;
@@ -40,6 +45,7 @@ use sha1::{Digest, Sha1};
 
 use self::dir::Dir;
 pub use self::trust::Sharing;
+use crate::budget::Budget;
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -53,6 +59,9 @@ const VERSION_PREFIX: &str = "code-";
 /// Temporary and lock files untouched this long, and held by no process, were
 /// left by a killed writer and are reclaimed.
 const GRACE: Duration = Duration::from_secs(60);
+/// How finely uses of an entry are told apart: a read marks its entry used
+/// only if it was not used within this time.
+const USE_RESOLUTION: Duration = Duration::from_secs(1);
 /// Longest function directory name kept as it is; longer ones are shortened
 /// and end in a digest of the whole.
 const MAX_DIR_NAME: usize = 200;
@@ -310,7 +319,22 @@ impl FileCore {
             .map_err(|e| self.error(name, e))?;
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
         self.recent.remember(*key, &stat, &entry);
+        self.mark_used(dir, key, name, &stat);
         Ok(Some(entry))
+    }
+
+    /// Records a read of the entry `name` (whose file `stat` describes) for
+    /// eviction: sets the file's modification time to now, unless the entry
+    /// was used within [`USE_RESOLUTION`]. A file this process may not touch
+    /// (another user's, in a shared cache) keeps its time.
+    fn mark_used(&self, dir: &Dir, key: &Key, name: &str, stat: &Stat) {
+        let age = SystemTime::now().duration_since(modified(stat));
+        if age.is_ok_and(|age| age < USE_RESOLUTION) || dir.touch(name).is_err() {
+            return;
+        }
+        if let Ok(Some(after)) = dir.stat(name) {
+            self.recent.touched(key, stat, &after);
+        }
     }
 
     fn write_atomically(&self, dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -426,6 +450,7 @@ impl Core for FileCore {
             match dir.stat(&name).map_err(|e| self.error(&name, e))? {
                 Some(stat) => {
                     if let Some(entry) = self.recent.get(key, &stat) {
+                        self.mark_used(&dir, key, &name, &stat);
                         return Ok(Some(entry));
                     }
                 }
@@ -496,6 +521,30 @@ impl Core for FileCore {
             }
         }
         Ok(reclaimed)
+    }
+
+    /// Lists the entries of this version with their modification times:
+    /// the cost of an eviction round grows with the number of entries. An
+    /// entry stored by another process between that listing and its removal
+    /// can be evicted in its place (it is then computed again).
+    fn evict(&self, budget: Budget) -> Result<Option<u64>> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(Some(0));
+        };
+        let mut entries = Vec::new();
+        for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
+            if kind_of(&name) == Some(Kind::Entry)
+                && let Some(stat) = dir.stat(&name).map_err(|e| self.error(&name, e))?
+            {
+                let size = u64::try_from(stat.st_size).unwrap_or(0);
+                entries.push(((modified(&stat), name.clone()), size, name));
+            }
+        }
+        let mut evicted = 0;
+        for name in budget.victims(entries) {
+            evicted += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
+        }
+        Ok(Some(evicted))
     }
 
     fn dpath(&self) -> Option<PathBuf> {

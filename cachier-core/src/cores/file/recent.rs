@@ -96,6 +96,20 @@ impl Recent {
         }
     }
 
+    /// After the file of the entry kept for `key` was touched (see
+    /// [`Dir::touch`](super::dir::Dir::touch)): keeps its new identity,
+    /// `after`, if the kept one is `before` and `after` is the same file.
+    pub fn touched(&self, key: &Key, before: &Stat, after: &Stat) {
+        let (before, after) = (FileId::of(before), FileId::of(after));
+        let same_file = (before.device, before.inode, before.len) == (after.device, after.inode, after.len);
+        if let Some((kept, _)) = self.lock().by_key.get_mut(key)
+            && *kept == before
+            && same_file
+        {
+            *kept = after;
+        }
+    }
+
     pub fn forget(&self, key: &Key) {
         let mut kept = self.lock();
         if let Some((_, old)) = kept.by_key.remove(key) {
