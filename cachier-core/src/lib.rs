@@ -72,7 +72,7 @@ pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};
 pub use crate::options::CallOptions;
 pub use crate::outcome::{OkOnly, Outcome, Plain, SomeOnly};
 pub use crate::scope::{Scoped, with_options, with_options_async};
-pub use crate::stats::CacheInfo;
+pub use crate::stats::{CacheInfo, HIT_SAMPLING, Latency};
 /// The MongoDB driver the MongoDB core is built on, for writing `mongetter`s
 /// against the same version.
 #[cfg(feature = "mongo")]

@@ -1,7 +1,7 @@
 //! One call as the engine handles it: its key and the options in force,
 //! resolved once from the call's, the function's and the process's options.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::budget::Budget;
 use crate::config;
@@ -63,4 +63,6 @@ impl Settings {
 pub(super) struct Call {
     pub key: Key,
     pub settings: Settings,
+    /// When the call began, if it is one whose hit is timed.
+    pub started: Option<Instant>,
 }

@@ -46,7 +46,7 @@ use crate::key::{Key, KeySpace};
 use crate::options::CallOptions;
 use crate::outcome::Outcome;
 use crate::scope;
-use crate::stats::{CacheInfo, Stats};
+use crate::stats::{CacheInfo, Counter, Stats, Timed};
 
 /// A call with owned copies of its arguments, runnable on another thread.
 pub type Job<O> = Box<dyn FnOnce() -> O + Send>;
@@ -105,11 +105,11 @@ impl FunctionCache {
     fn new(function: String, key_space: KeySpace, core: Box<dyn Core>, options: FunctionOptions) -> Self {
         let cache = FunctionCache {
             inner: Arc::new(Inner {
+                stats: Stats::new(&function),
                 function,
                 key_space,
                 core: Arc::from(core),
                 options,
-                stats: Stats::default(),
                 flights: Flights::default(),
                 background: Arc::default(),
                 eviction: Eviction::default(),
@@ -322,6 +322,11 @@ impl FunctionCache {
         self.inner.stats.snapshot()
     }
 
+    /// The live statistics behind [`info`](Self::info).
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
     /// Blocks until the background work this process started for this function
     /// (`next_time` refreshes, stale-entry cleanups, reclaims) has finished. Call
     /// it before exiting to keep the results of refreshes still under way.
@@ -446,9 +451,14 @@ impl Inner {
             self.report(opts.verbose, "cache ignored: running the body", None);
             return Begun::Uncached;
         }
+        let started = Stats::sample_hit().then(Instant::now);
         let settings = Settings::resolve(&self.options, opts);
         let call = match key {
-            Ok(key) => Call { key, settings },
+            Ok(key) => Call {
+                key,
+                settings,
+                started,
+            },
             Err(e) => {
                 self.cache_error("building the key", &e);
                 return Begun::Uncached;
@@ -487,7 +497,7 @@ impl Inner {
         match found {
             Lookup::Fresh(value, _) => self.serve(&call, value),
             Lookup::Stale(value) => {
-                Stats::bump(&self.stats.stale_hits);
+                self.stats.add(Counter::StaleHits, 1);
                 if self.options.next_time {
                     match body.refresh(self, call) {
                         Ok(()) => {
@@ -500,7 +510,7 @@ impl Inner {
                 self.recompute_stale::<M, O>(&call, body).await
             }
             Lookup::Missing => {
-                Stats::bump(&self.stats.misses);
+                self.stats.add(Counter::Misses, 1);
                 self.tell(&call, "miss");
                 self.tell_other_versions(&call);
                 self.compute_once::<M, O>(&call, body).await
@@ -510,7 +520,10 @@ impl Inner {
 
     /// A hit: counts it and returns the value.
     fn serve<O: Outcome>(&self, call: &Call, value: O::Stored) -> O {
-        Stats::bump(&self.stats.hits);
+        self.stats.add(Counter::Hits, 1);
+        if let Some(started) = call.started {
+            self.stats.record(Timed::Hit, started.elapsed());
+        }
         self.tell(call, "hit");
         O::from_stored(value)
     }
@@ -654,8 +667,10 @@ impl Inner {
         call: &Call,
         body: impl Body<O>,
     ) -> (O, Option<Arc<[u8]>>) {
-        Stats::bump(&self.stats.recalculations);
+        self.stats.add(Counter::Recalculations, 1);
+        let started = Instant::now();
         let outcome = Computing::new(&self.flights, call.key, scope::outside(body.run())).await;
+        self.stats.record(Timed::Compute, started.elapsed());
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
@@ -753,7 +768,7 @@ impl Inner {
         match M::evict(&self.core, budget).await {
             Ok(Some(0)) => {}
             Ok(Some(n)) => {
-                Stats::add(&self.stats.evictions, n);
+                self.stats.add(Counter::Evictions, n);
                 let event = format!("evicted the {n} least recently used entries (max_entries, max_bytes)");
                 self.report(settings.verbose, &event, None);
             }
@@ -805,7 +820,7 @@ impl Inner {
     }
 
     fn cache_error(&self, doing: &str, error: &Error) {
-        Stats::bump(&self.stats.cache_errors);
+        self.stats.add(Counter::CacheErrors, 1);
         tracing::warn!(function = %self.function, %error, "cachier: cache failure while {doing}");
     }
 
