@@ -1,5 +1,6 @@
-//! `cachier`: see, clean and bound the file caches of cachier-memoized
-//! functions, with no code of theirs.
+//! `cachier`: see, clean and bound the caches of cachier-memoized functions,
+//! with no code of theirs: a cache directory (`--dir`), or a MongoDB, Redis
+//! or SQL store (`--mongo=URI`, `--redis=URL`, `--sql=URL`).
 //!
 //! ```text
 //! cachier ls                               one row per function
@@ -12,6 +13,7 @@
 //! Exit codes: 0 done, 1 an error (named on stderr), 2 a usage error.
 
 mod human;
+mod store;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -25,7 +27,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::human::{age, size, table};
-use crate::summary::{EntryRow, Summary, kind_name, seconds};
+use crate::store::{Server, Store};
+use crate::summary::{EntryRow, Summary, kind_name};
 
 /// See, clean and bound the caches of cachier-memoized functions.
 #[derive(Parser)]
@@ -46,6 +49,42 @@ struct Place {
     /// Trust directories shared with the user's groups (as `CACHIER_SHARING=group`).
     #[arg(long, global = true)]
     group: bool,
+    /// A MongoDB store instead: `--mongo=URI`, or `--mongo` for `$CACHIER_MONGO_URI`.
+    #[arg(long, global = true, value_name = "URI", num_args = 0..=1, require_equals = true,
+          conflicts_with_all = ["redis", "sql"])]
+    mongo: Option<Option<String>>,
+    /// A Redis store instead: `--redis=URL`, or `--redis` for `$CACHIER_REDIS_URL`.
+    #[arg(long, global = true, value_name = "URL", num_args = 0..=1, require_equals = true,
+          conflicts_with = "sql")]
+    redis: Option<Option<String>>,
+    /// An SQL store instead: `--sql=URL` (`postgres://..`, `sqlite://<path>`), or `--sql` for `$CACHIER_SQL_URL`.
+    #[arg(long, global = true, value_name = "URL", num_args = 0..=1, require_equals = true)]
+    sql: Option<Option<String>>,
+}
+
+impl Place {
+    /// The shared store named, if any, with its URL.
+    fn store(&self) -> Result<Option<Store>, String> {
+        let named = [
+            (&self.mongo, Server::Mongo, "CACHIER_MONGO_URI"),
+            (&self.redis, Server::Redis, "CACHIER_REDIS_URL"),
+            (&self.sql, Server::Sql, "CACHIER_SQL_URL"),
+        ];
+        let Some((url, server, variable)) = named
+            .into_iter()
+            .find_map(|(url, s, v)| url.as_ref().map(|u| (u, s, v)))
+        else {
+            return Ok(None);
+        };
+        let url = match url {
+            Some(url) => url.clone(),
+            None => std::env::var(variable)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .ok_or_else(|| format!("no URL given, and {variable} is not set"))?,
+        };
+        Ok(Some(Store::open(server, url)))
+    }
 }
 
 #[derive(Subcommand)]
@@ -105,9 +144,23 @@ fn main() -> ExitCode {
     }
 }
 
-type Outcome = Result<(), String>;
+pub(crate) type Outcome = Result<(), String>;
 
 fn run(cli: &Cli) -> Outcome {
+    if let Some(store) = cli.place.store()? {
+        return match &cli.command {
+            Command::Ls { json } => store.ls(*json),
+            Command::Show { function, json } => store.show(function, *json),
+            Command::Clear { functions, all } => store.clear(functions, *all),
+            Command::Gc {
+                older_than,
+                max_bytes,
+                dry_run,
+                json,
+            } => store.gc(*older_than, max_bytes.map(|b| b.as_u64()), *dry_run, *json),
+            Command::Stats { json } => store.stats(*json),
+        };
+    }
     let root = cli
         .place
         .dir
@@ -188,11 +241,16 @@ fn print_json(value: &impl Serialize) -> Outcome {
 
 fn ls(root: &Root, json: bool) -> Outcome {
     let summaries: Vec<Summary> = root.functions(Depth::Header)?.iter().map(Summary::of).collect();
+    print_ls(&summaries, &root.path.display().to_string(), json)
+}
+
+/// `cachier ls`'s output: one row per function of the store `place`.
+pub(crate) fn print_ls(summaries: &[Summary], place: &str, json: bool) -> Outcome {
     if json {
         return print_json(&summaries);
     }
     if summaries.is_empty() {
-        println!("no caches in {}", root.path.display());
+        println!("no caches in {place}");
         return Ok(());
     }
     let rows = summaries.iter().map(|s| {
@@ -213,12 +271,18 @@ fn ls(root: &Root, json: bool) -> Outcome {
 
 fn show(root: &Root, name: &str, json: bool) -> Outcome {
     let function = root.function(name, Depth::Header)?;
-    let mut rows: Vec<EntryRow> = function
+    let rows: Vec<EntryRow> = function
         .files
         .iter()
         .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt))
         .map(EntryRow::of)
         .collect();
+    let title = format!("{} ({})", function.function(), function.path.display());
+    print_show(&title, rows, json)
+}
+
+/// `cachier show`'s output: a function's entries, the newest first.
+pub(crate) fn print_show(title: &str, mut rows: Vec<EntryRow>, json: bool) -> Outcome {
     rows.sort_by(|a, b| {
         b.computed_at
             .partial_cmp(&a.computed_at)
@@ -227,7 +291,7 @@ fn show(root: &Root, name: &str, json: bool) -> Outcome {
     if json {
         return print_json(&rows);
     }
-    println!("{} ({})", function.function(), function.path.display());
+    println!("{title}");
     let lines = rows.iter().map(|row| {
         let computed = row.computed_at.map_or("-".into(), |s| {
             humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)).to_string()
@@ -287,7 +351,7 @@ fn remove(root: &Root, files: &[&scan::File]) -> Result<u64, String> {
 
 /// What `cachier gc` removed, or would remove.
 #[derive(Serialize, Default)]
-struct Reclaimed {
+pub(crate) struct Reclaimed {
     dry_run: bool,
     corrupt: u64,
     old: u64,
@@ -348,10 +412,15 @@ fn gc(
                 .map_err(|e| e.to_string())?;
         }
     }
+    print_gc(&report, json)
+}
+
+/// `cachier gc`'s output.
+pub(crate) fn print_gc(report: &Reclaimed, json: bool) -> Outcome {
     if json {
-        return print_json(&report);
+        return print_json(report);
     }
-    let verb = if dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run { "would remove" } else { "removed" };
     println!(
         "{verb} {} entries ({}): {} corrupt, {} older than the limit, {} over the size budget; {} files of dead writers",
         report.corrupt + report.old + report.over_budget,
@@ -392,13 +461,17 @@ struct Totals {
 }
 
 fn stats(root: &Root, json: bool) -> Outcome {
-    let functions = root.functions(Depth::Verify)?;
+    let summaries: Vec<Summary> = root.functions(Depth::Verify)?.iter().map(Summary::of).collect();
+    print_stats(&root.path.display().to_string(), &summaries, json)
+}
+
+/// `cachier stats`'s output: the totals of `summaries`, of the store `place`.
+pub(crate) fn print_stats(place: &str, summaries: &[Summary], json: bool) -> Outcome {
     let mut totals = Totals {
-        functions: functions.len() as u64,
+        functions: summaries.len() as u64,
         ..Totals::default()
     };
-    for function in &functions {
-        let s = Summary::of(function);
+    for s in summaries {
         totals.entries += s.entries;
         totals.bytes += s.bytes;
         totals.corrupt += s.corrupt;
@@ -406,14 +479,10 @@ fn stats(root: &Root, json: bool) -> Outcome {
         totals.temp += s.temp;
         totals.foreign += s.foreign;
     }
-    let times = || {
-        functions
-            .iter()
-            .flat_map(|f| f.entries())
-            .filter_map(|f| f.computed_at)
-    };
-    totals.oldest = times().min().map(seconds);
-    totals.newest = times().max().map(seconds);
+    let min = |a: Option<f64>, b: Option<f64>| [a, b].into_iter().flatten().reduce(f64::min);
+    let max = |a: Option<f64>, b: Option<f64>| [a, b].into_iter().flatten().reduce(f64::max);
+    totals.oldest = summaries.iter().fold(None, |t, s| min(t, s.oldest));
+    totals.newest = summaries.iter().fold(None, |t, s| max(t, s.newest));
     if json {
         return print_json(&totals);
     }
@@ -428,7 +497,7 @@ fn stats(root: &Root, json: bool) -> Outcome {
         ("temporary files", totals.temp.to_string()),
         ("other files (never touched)", totals.foreign.to_string()),
     ];
-    println!("{}", root.path.display());
+    println!("{place}");
     println!(
         "{}",
         table(&[], rows.into_iter().map(|(k, v)| vec![k.to_owned(), v]))

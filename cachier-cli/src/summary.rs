@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cachier_core::catalog::Stored;
 use cachier_core::file::scan::{File, Function, Kind};
 use serde::Serialize;
 
@@ -46,6 +47,25 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The row of `function`, whose `entries` a shared store at `store` holds.
+    pub fn of_stored(function: &str, store: &str, entries: &[Stored]) -> Summary {
+        let times = || entries.iter().filter_map(|e| e.computed_at);
+        Summary {
+            function: function.to_owned(),
+            dir: store.to_owned(),
+            entries: entries.len() as u64,
+            bytes: entries.iter().map(|e| e.bytes).sum(),
+            oldest: times().min().map(seconds),
+            newest: times().max().map(seconds),
+            corrupt: 0,
+            locks: 0,
+            temp: 0,
+            foreign: 0,
+        }
+    }
+}
+
 /// One row of `cachier show`.
 #[derive(Serialize)]
 pub struct EntryRow {
@@ -71,6 +91,18 @@ impl EntryRow {
             kind: kind_name(file.kind),
             bytes: file.bytes,
             computed_at: file.computed_at.map(seconds),
+        }
+    }
+}
+
+impl EntryRow {
+    pub fn of_stored(entry: &Stored) -> EntryRow {
+        EntryRow {
+            key: entry.key.clone(),
+            version: None,
+            kind: kind_name(Kind::Entry),
+            bytes: entry.bytes,
+            computed_at: entry.computed_at.map(seconds),
         }
     }
 }

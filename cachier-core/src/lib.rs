@@ -53,6 +53,8 @@ pub use crate::codec::MAX_VALUE_LEN;
 pub use crate::config::{
     Backend, GlobalParams, caching_enabled, disable_caching, enable_caching, global_params, set_global_params,
 };
+#[cfg(any(feature = "mongo", feature = "redis", feature = "sql"))]
+pub use crate::cores::catalog;
 pub use crate::cores::file;
 pub use crate::cores::file::{FileCore, Sharing};
 pub use crate::cores::memory::MemoryCore;

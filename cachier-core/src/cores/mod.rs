@@ -2,6 +2,8 @@
 //! computing caller holds, and the built-in backends (memory, file, MongoDB,
 //! Redis, SQL).
 
+#[cfg(any(feature = "mongo", feature = "redis", feature = "sql"))]
+pub mod catalog;
 pub mod file;
 pub mod memory;
 #[cfg(feature = "mongo")]

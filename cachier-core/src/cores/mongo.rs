@@ -29,6 +29,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::sync::{Client, Collection};
 
+use crate::cores::catalog::{Catalog, Stored};
 use crate::cores::remote::{Outage, leased, off_runtime, owner_id};
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
@@ -340,5 +341,46 @@ impl MongoCore {
                 .map_err(|e| e.to_string())
         };
         leased("MongoDB", lease, renew, release)
+    }
+}
+
+impl Catalog for MongoCore {
+    /// One `find` over the documents holding a value; values travel to
+    /// measure them (the wire servers this is tested on lack `$binarySize`).
+    fn entries(&self, function: Option<&str>) -> Result<Vec<Stored>> {
+        let mut filter = doc! { "value": { "$exists": true } };
+        if let Some(function) = function {
+            filter.insert("function", function);
+        }
+        let documents =
+            self.with_collection(|c| c.find(filter).run()?.collect::<mongodb::error::Result<Vec<_>>>())?;
+        Ok(documents
+            .iter()
+            .filter_map(|document| {
+                let bytes = match document.get("value") {
+                    Some(Bson::Binary(binary)) => binary.bytes.len() as u64,
+                    _ => return None,
+                };
+                let computed_at = document
+                    .get_datetime("computed_at")
+                    .ok()
+                    .map(|d| d.to_system_time());
+                Some(Stored::new(
+                    document.get_str("function").ok()?,
+                    document.get_str("key").ok()?,
+                    bytes,
+                    computed_at,
+                ))
+            })
+            .collect())
+    }
+
+    fn remove(&self, entries: &[Stored]) -> Result<u64> {
+        self.with_collection(|c| {
+            entries.iter().try_fold(0, |removed, entry| {
+                let filter = doc! { "function": &entry.function, "key": &entry.key };
+                Ok(removed + c.delete_one(filter).run()?.deleted_count)
+            })
+        })
     }
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisResult, Script};
 
+use crate::cores::catalog::{Catalog, Stored};
 use crate::cores::file::format;
 use crate::cores::remote::{Link, Pool, leased, owner_id};
 use crate::cores::{Claim, Core};
@@ -156,15 +157,8 @@ impl RedisCore {
     ) -> Result<u64> {
         let pattern = format!("{}{pattern}", glob_escaped(&self.namespace));
         self.with_connection(|connection| {
-            let (mut cursor, mut deleted) = (0u64, 0u64);
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .query(connection)?;
+            let mut deleted = 0;
+            scan(connection, &pattern, |connection, keys| {
                 let mut chosen = Vec::new();
                 for key in keys {
                     if doomed(connection, &key)? {
@@ -174,11 +168,104 @@ impl RedisCore {
                 if !chosen.is_empty() {
                     deleted += redis::cmd("UNLINK").arg(chosen).query::<u64>(connection)?;
                 }
-                if next == 0 {
-                    return Ok(deleted);
+                Ok(())
+            })?;
+            Ok(deleted)
+        })
+    }
+}
+
+/// Walks the keys matching `pattern` with `SCAN` (never `KEYS`, which
+/// blocks the server), handing each batch to `batch`.
+fn scan(
+    connection: &mut Connection,
+    pattern: &str,
+    mut batch: impl FnMut(&mut Connection, Vec<Vec<u8>>) -> RedisResult<()>,
+) -> RedisResult<()> {
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query(connection)?;
+        batch(connection, keys)?;
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// The function and key an entry's Redis key `name` names under `prefix:`
+/// (`<prefix>:<function>:e:<40 hex>`), if it is one.
+fn entry_of<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = name.strip_prefix(prefix)?;
+    let (function, key) = rest.split_at_checked(rest.len().checked_sub(43)?)?;
+    let key = key.strip_prefix(":e:")?;
+    key.bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        .then_some((function, key))
+}
+
+impl Catalog for RedisCore {
+    /// Two pipelined round trips per `SCAN` step: the lengths, and the
+    /// headers (where the time of computation is).
+    fn entries(&self, function: Option<&str>) -> Result<Vec<Stored>> {
+        let prefix = format!("{}:", self.server.params.prefix);
+        let pattern = match function {
+            Some(function) => format!("{}e:*", glob_escaped(&format!("{prefix}{function}:"))),
+            None => format!("{}*:e:*", glob_escaped(&prefix)),
+        };
+        self.with_connection(|connection| {
+            let mut found = Vec::new();
+            scan(connection, &pattern, |connection, keys| {
+                let names: Vec<String> = keys
+                    .into_iter()
+                    .filter_map(|k| String::from_utf8(k).ok())
+                    .collect();
+                let entries: Vec<(&str, &str, &String)> = names
+                    .iter()
+                    .filter_map(|name| entry_of(&prefix, name).map(|(f, k)| (f, k, name)))
+                    .collect();
+                if entries.is_empty() {
+                    return Ok(());
                 }
-                cursor = next;
-            }
+                let (mut lengths, mut headers) = (redis::pipe(), redis::pipe());
+                for (_, _, name) in &entries {
+                    lengths.cmd("STRLEN").arg(name.as_str());
+                    headers
+                        .cmd("GETRANGE")
+                        .arg(name.as_str())
+                        .arg(0)
+                        .arg(format::HEADER_LEN - 1);
+                }
+                let lengths: Vec<u64> = lengths.query(connection)?;
+                let headers: Vec<Vec<u8>> = headers.query(connection)?;
+                for (((function, key, _), bytes), header) in entries.iter().zip(lengths).zip(headers) {
+                    // A key removed between the steps reads as empty.
+                    if bytes > 0 {
+                        found.push(Stored::new(*function, *key, bytes, format::computed_at(&header)));
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(found)
+        })
+    }
+
+    fn remove(&self, entries: &[Stored]) -> Result<u64> {
+        let prefix = &self.server.params.prefix;
+        self.with_connection(|connection| {
+            entries.chunks(SCAN_COUNT).try_fold(0, |removed, chunk| {
+                let names: Vec<String> = chunk
+                    .iter()
+                    .map(|e| format!("{prefix}:{}:e:{}", e.function, e.key))
+                    .collect();
+                Ok(removed + redis::cmd("UNLINK").arg(names).query::<u64>(connection)?)
+            })
         })
     }
 }

@@ -197,6 +197,37 @@ impl Connection {
     }
 }
 
+/// One row of a listing: function, key, bytes, computed at (ms since 1970).
+pub type Listed = (String, String, i64, Option<i64>);
+
+impl Connection {
+    /// The rows `sql` selects, of the four columns of a [`Listed`].
+    pub fn listing(&mut self, sql: &str, params: &[Param<'_>]) -> std::result::Result<Vec<Listed>, DbError> {
+        match self {
+            Connection::Postgres { client, prepared } => {
+                let statement = prepare(client, prepared, sql)?;
+                let rows = client
+                    .query(&statement, &postgres_params(params))
+                    .map_err(DbError::Postgres)?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
+                    .collect::<std::result::Result<_, postgres::Error>>()
+                    .map_err(DbError::Postgres)
+            }
+            Connection::Sqlite(connection) => connection
+                .prepare_cached(sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(&*sqlite_params(params), |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?
+                        .collect()
+                })
+                .map_err(DbError::Sqlite),
+        }
+    }
+}
+
 /// `sql` prepared on `client`, once per connection.
 fn prepare(
     client: &mut postgres::Client,

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::connection::{Connection, Database, Param};
+use crate::cores::catalog::{Catalog, Stored};
 use crate::cores::file::format;
 use crate::cores::remote::{Pool, leased, off_runtime, owner_id};
 use crate::cores::{Claim, Core};
@@ -130,6 +131,9 @@ struct Statements {
     clear_unset: String,
     clear_claims: String,
     delete_stale: String,
+    entries: String,
+    entries_of: String,
+    remove: String,
 }
 
 impl Statements {
@@ -139,6 +143,8 @@ impl Statements {
         let sqlite = matches!(database, Some(Database::Sqlite(_)));
         let sql = |text: String| if sqlite { text.replace('$', "?") } else { text };
         let mine = "function = $1 AND key = $2";
+        let listing =
+            format!("SELECT function, key, CAST(length(value) AS BIGINT), computed_at FROM {table}");
         Statements {
             create: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (function TEXT NOT NULL, key TEXT NOT NULL, \
@@ -176,6 +182,9 @@ impl Statements {
             delete_stale: sql(format!(
                 "DELETE FROM {table} WHERE function = $1 AND computed_at < $2"
             )),
+            entries: format!("{listing} WHERE value IS NOT NULL"),
+            entries_of: sql(format!("{listing} WHERE value IS NOT NULL AND function = $1")),
+            remove: sql(format!("DELETE FROM {table} WHERE {mine}")),
         }
     }
 }
@@ -375,5 +384,36 @@ impl Core for SqlCore {
     fn waits_on_network(&self) -> bool {
         // SQLite waits too, for another process's write, up to `timeout`.
         true
+    }
+}
+
+impl Catalog for SqlCore {
+    fn entries(&self, function: Option<&str>) -> Result<Vec<Stored>> {
+        let rows = self.with_connection(|c, sql| match function {
+            Some(function) => c.listing(&sql.entries_of, &[Param::Text(function)]),
+            None => c.listing(&sql.entries, &[]),
+        })?;
+        let time = |ms: i64| UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        Ok(rows
+            .into_iter()
+            .map(|(function, key, bytes, computed_at)| {
+                Stored::new(
+                    function,
+                    key,
+                    u64::try_from(bytes).unwrap_or(0),
+                    computed_at.map(time),
+                )
+            })
+            .collect())
+    }
+
+    /// One transaction-less statement per entry.
+    fn remove(&self, entries: &[Stored]) -> Result<u64> {
+        self.with_connection(|c, sql| {
+            entries.iter().try_fold(0, |removed, entry| {
+                let params = [Param::Text(&entry.function), Param::Text(&entry.key)];
+                Ok(removed + c.execute(&sql.remove, &params)?)
+            })
+        })
     }
 }
