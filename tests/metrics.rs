@@ -39,6 +39,13 @@ fn every_function_used_or_named_is_listed_and_exposed() {
     let method = cache_of!(Model::scored).name().to_owned();
     assert_eq!(method, "metrics::Model::scored");
 
+    let listed = functions()
+        .into_iter()
+        .find(|f| f.name() == "metrics::metered")
+        .unwrap();
+    assert_eq!(listed.backend(), Some(cachier::Backend::Memory));
+    assert_eq!(listed.options().max_entries, None);
+    assert_eq!(listed.info().recalculations, 1);
     let names: Vec<_> = functions().iter().map(|f| f.name().to_owned()).collect();
     assert!(names.contains(&"metrics::metered".to_owned()), "{names:?}");
     assert!(names.contains(&method), "{names:?}");

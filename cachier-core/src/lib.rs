@@ -67,7 +67,7 @@ pub use crate::cores::sql::{SqlCore, SqlParams};
 pub use crate::cores::{Claim, Core};
 #[cfg(feature = "async")]
 pub use crate::engine::TaskJob;
-pub use crate::engine::{FunctionCache, FunctionCacheBuilder, Job, functions};
+pub use crate::engine::{FunctionCache, FunctionCacheBuilder, FunctionOptions, Job, functions};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, Result};
 pub use crate::key::{Key, KeyHasher, KeyMap, KeySpace};

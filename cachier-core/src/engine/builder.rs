@@ -183,12 +183,17 @@ impl FunctionCacheBuilder {
         if !self.code_version.is_empty() {
             identity = format!("{identity} code:{}", self.code_version);
         }
-        let core = self.core.unwrap_or_else(|| {
-            let backend = self
-                .backend
-                .unwrap_or_else(|| config::read(|global| global.backend));
-            cores::for_backend(backend, &self.function, &identity, self.cache_dir, self.sharing)
-        });
+        let core = match self.core {
+            Some(core) => (core, None),
+            None => {
+                let backend = self
+                    .backend
+                    .unwrap_or_else(|| config::read(|global| global.backend));
+                let core =
+                    cores::for_backend(backend, &self.function, &identity, self.cache_dir, self.sharing);
+                (core, Some(backend))
+            }
+        };
         FunctionCache::new(self.function, KeySpace::new(&identity), core, self.options)
     }
 }

@@ -8,17 +8,35 @@ use crate::config;
 use crate::key::Key;
 use crate::options::CallOptions;
 
-/// A function's own options; unset ones fall back to the global params.
-#[derive(Clone, Default)]
-pub(super) struct FunctionOptions {
+/// A function's own options, as its attribute or builder set them; unset
+/// ones fall back to the [`GlobalParams`](crate::GlobalParams) at each call.
+///
+/// ```
+/// use cachier_core::{Backend, FunctionCache};
+/// let cache = FunctionCache::builder("doc::opts").backend(Backend::Memory).max_entries(10).build();
+/// assert_eq!(cache.options().max_entries, Some(10));
+/// assert_eq!(cache.options().stale_after, None);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FunctionOptions {
+    /// Entries older than this are stale.
     pub stale_after: Option<Duration>,
+    /// Stale entries are served at once and refreshed in the background.
     pub next_time: bool,
+    /// How long a caller waits for another computing the same key.
     pub wait_for_calc_timeout: Option<Duration>,
+    /// Whether `None` results are cached.
     pub allow_none: Option<bool>,
+    /// Results encoded larger than this are not stored.
     pub entry_size_limit: Option<usize>,
+    /// Stale entries are deleted in the background.
     pub cleanup_stale: bool,
+    /// How often `cleanup_stale` runs.
     pub cleanup_interval: Option<Duration>,
+    /// Most entries kept (see [`Budget`]).
     pub max_entries: Option<u64>,
+    /// Most bytes kept (see [`Budget`]).
     pub max_bytes: Option<u64>,
 }
 

@@ -30,7 +30,8 @@ use serde::Serialize;
 
 use self::background::{Background, once_per};
 pub use self::builder::FunctionCacheBuilder;
-use self::call::{Call, FunctionOptions, Settings};
+pub use self::call::FunctionOptions;
+use self::call::{Call, Settings};
 use self::eviction::Eviction;
 use self::flight::{Computing, Flights, Join, Landed, Pilot};
 #[cfg(feature = "async")]
@@ -38,7 +39,7 @@ use self::mode::Tokio;
 use self::mode::{Blocking, Mode, block_on};
 pub use self::registry::functions;
 use crate::codec::{self, MAX_VALUE_LEN};
-use crate::config;
+use crate::config::{self, Backend};
 use crate::cores::Core;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -84,6 +85,8 @@ struct Inner {
     /// What keys are hashed under: the function's identity.
     key_space: KeySpace,
     core: Arc<dyn Core>,
+    /// The built-in backend of `core`, if it is one.
+    backend: Option<Backend>,
     options: FunctionOptions,
     stats: Stats,
     flights: Flights,
@@ -102,13 +105,19 @@ impl FunctionCache {
         FunctionCacheBuilder::new(function.into())
     }
 
-    fn new(function: String, key_space: KeySpace, core: Box<dyn Core>, options: FunctionOptions) -> Self {
+    fn new(
+        function: String,
+        key_space: KeySpace,
+        (core, backend): (Box<dyn Core>, Option<Backend>),
+        options: FunctionOptions,
+    ) -> Self {
         let cache = FunctionCache {
             inner: Arc::new(Inner {
                 stats: Stats::new(&function),
                 function,
                 key_space,
                 core: Arc::from(core),
+                backend,
                 options,
                 flights: Flights::default(),
                 background: Arc::default(),
@@ -314,6 +323,19 @@ impl FunctionCache {
     #[must_use]
     pub fn dpath(&self) -> Option<PathBuf> {
         self.inner.core.dpath()
+    }
+
+    /// The built-in backend its entries live in; `None` for a core of your
+    /// own (`core = ...`, a `mongetter`, a `redis_client`).
+    #[must_use]
+    pub fn backend(&self) -> Option<Backend> {
+        self.inner.backend
+    }
+
+    /// The function's own options (unset ones: the global params').
+    #[must_use]
+    pub fn options(&self) -> &FunctionOptions {
+        &self.inner.options
     }
 
     /// This function's counters since the process started.
