@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::engine::functions;
-use crate::stats::{Buckets, CacheInfo, Counter, Timed};
+use crate::stats::{Buckets, Counter, Timed};
 
 /// The quantiles of each summary.
 const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
@@ -24,7 +24,7 @@ const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 /// One function's series: caches sharing a name are summed.
 #[derive(Default)]
 struct Series {
-    info: CacheInfo,
+    counts: [u64; Counter::ALL.len()],
     times: [Buckets; Timed::ALL.len()],
 }
 
@@ -46,13 +46,9 @@ pub fn render() -> String {
     let mut by_function: BTreeMap<String, Series> = BTreeMap::new();
     for cache in functions() {
         let series = by_function.entry(cache.name().to_owned()).or_default();
-        let (info, sum) = (cache.info(), &mut series.info);
-        sum.hits += info.hits;
-        sum.misses += info.misses;
-        sum.stale_hits += info.stale_hits;
-        sum.recalculations += info.recalculations;
-        sum.cache_errors += info.cache_errors;
-        sum.evictions += info.evictions;
+        for counter in Counter::ALL {
+            series.counts[counter as usize] += cache.stats().count(counter);
+        }
         for timed in Timed::ALL {
             series.times[timed as usize].merge(&cache.stats().times(timed));
         }
@@ -67,7 +63,7 @@ pub fn render() -> String {
             let _ = writeln!(
                 text,
                 "{name}{{function=\"{function}\"}} {}",
-                counter.of(&series.info)
+                series.counts[counter as usize]
             );
         }
     }

@@ -118,18 +118,6 @@ impl Counter {
             }
         }
     }
-
-    /// Its value in `info`.
-    pub fn of(self, info: &CacheInfo) -> u64 {
-        match self {
-            Counter::Hits => info.hits,
-            Counter::Misses => info.misses,
-            Counter::StaleHits => info.stale_hits,
-            Counter::Recalculations => info.recalculations,
-            Counter::CacheErrors => info.cache_errors,
-            Counter::Evictions => info.evictions,
-        }
-    }
 }
 
 /// The timed events, each with its Prometheus name and help text.
@@ -205,8 +193,12 @@ impl Stats {
         self.times[timed as usize].snapshot()
     }
 
+    pub fn count(&self, counter: Counter) -> u64 {
+        self.counts[counter as usize].load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> CacheInfo {
-        let read = |c: Counter| self.counts[c as usize].load(Ordering::Relaxed);
+        let read = |c: Counter| self.count(c);
         CacheInfo {
             hits: read(Counter::Hits),
             misses: read(Counter::Misses),

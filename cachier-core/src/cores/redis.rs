@@ -205,9 +205,7 @@ fn entry_of<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, &'a str)> {
     let rest = name.strip_prefix(prefix)?;
     let (function, key) = rest.split_at_checked(rest.len().checked_sub(43)?)?;
     let key = key.strip_prefix(":e:")?;
-    key.bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        .then_some((function, key))
+    Key::from_hex(key).map(|_| (function, key))
 }
 
 impl Catalog for RedisCore {

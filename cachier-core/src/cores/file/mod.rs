@@ -407,12 +407,7 @@ fn is_version(name: &str) -> bool {
 fn kind_of(name: &str) -> Option<Kind> {
     let (key, rest) = name.split_at_checked(40)?;
     let rest = rest.strip_prefix('.')?;
-    if !key
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
-        return None;
-    }
+    Key::from_hex(key)?;
     match rest {
         ENTRY_EXT => Some(Kind::Entry),
         LOCK_EXT => Some(Kind::Lock),
