@@ -198,16 +198,42 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
         "an entry of a build in use was deleted"
     );
 
-    // The old build exits; the next reclaim, clear or cleanup removes its entries.
+    // The old build exits: its entries stay for a day, in case it runs again.
     report(&new, 1, "new");
     old.wait_for_background();
     drop(old);
+    assert_eq!(new.reclaim().unwrap(), 0, "a version used today was reclaimed");
+    assert_eq!(entry_files(&old_dir).len(), 1);
+
+    // A day later, the next reclaim or cleanup removes them.
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
+    std::fs::File::open(&old_dir)
+        .unwrap()
+        .set_modified(day_ago)
+        .unwrap();
     assert_eq!(new.reclaim().unwrap(), 1, "one entry of the old version");
     assert!(!old_dir.exists(), "the old version's directory is left");
     assert_eq!(
         report(&new, 1, "recomputed"),
         "new",
         "the current version's entries stay"
+    );
+}
+
+#[test]
+fn clear_removes_the_other_versions_no_process_holds_at_once() {
+    let dir = scratch("cleared-versions");
+    let old = build_of(&dir, "body 1");
+    report(&old, 1, "old");
+    let old_dir = old.dpath().unwrap();
+    old.wait_for_background();
+    drop(old);
+    let new = build_of(&dir, "body 2");
+    report(&new, 1, "new");
+    new.clear().unwrap();
+    assert!(
+        !old_dir.exists(),
+        "clear left an unheld version, used a moment ago"
     );
 }
 

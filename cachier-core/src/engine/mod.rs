@@ -301,7 +301,8 @@ impl FunctionCache {
     /// Removes what the store no longer needs, now rather than in the
     /// background (where it runs once an hour per process, after a store):
     /// with the file core, the entries of other versions of the function's
-    /// code that no process uses, and the files of writers that died.
+    /// code that no process holds nor used within a day, and the files of
+    /// writers that died.
     /// Returns how many entries and files went.
     ///
     /// # Errors

@@ -3,8 +3,8 @@
 //! `<cache_dir>/<function>/<key>.cachier` holds an entry (see [`mod@format`]);
 //! a core for one version of a function's code (see [`FileCore::version`])
 //! keeps its entries one level down, in `<function>/code-<16 hex>/`, which
-//! every process using it holds (a shared `flock`), so that versions no
-//! process uses can be reclaimed;
+//! every process using it holds (a shared `flock`) and touches when it opens
+//! it, so that versions no process used for a day can be reclaimed;
 //! `<key>.lock` is a claim (see `lock`). A hit reads one file and a store
 //! writes one, whatever the number of entries. Stores write a temporary file
 //! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
@@ -59,6 +59,10 @@ const VERSION_PREFIX: &str = "code-";
 /// Temporary and lock files untouched this long, and held by no process, were
 /// left by a killed writer and are reclaimed.
 const GRACE: Duration = Duration::from_secs(60);
+/// The directory of another version of a function's code, held by no process,
+/// is reclaimed once no process opened it or stored into it for this long:
+/// alternating between two builds keeps the entries of both.
+const VERSION_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How finely uses of an entry are told apart: a read marks its entry used
 /// only if it was not used within this time.
 const USE_RESOLUTION: Duration = Duration::from_secs(1);
@@ -128,8 +132,9 @@ impl FileCore {
     /// name, signature and code digest): its entries go in a directory of
     /// their own inside the function's, so that two builds of a program
     /// sharing a cache directory each see only their own entries. Versions
-    /// that no process uses are removed by [`Core::clear`],
-    /// [`Core::delete_stale`] and [`Core::reclaim`].
+    /// that no process holds are removed by [`Core::clear`], and by
+    /// [`Core::delete_stale`] and [`Core::reclaim`] once no process opened or
+    /// stored into them for a day.
     ///
     /// ```
     /// use cachier_core::{Core, FileCore};
@@ -209,16 +214,20 @@ impl FileCore {
         }
         let dir = match (&self.version, self.path.parent()) {
             (Some(version), Some(function)) => match Dir::open(function, self.sharing, create)? {
-                Some(function) => function.child(version.as_str(), &self.path, self.sharing, create)?,
+                Some(function) => {
+                    let dir = function.child(version.as_str(), &self.path, self.sharing, create)?;
+                    if let Some(dir) = &dir {
+                        dir.hold().map_err(|e| Error::io(&self.path, e))?;
+                        // The version's last use, for `reclaim_versions`; a
+                        // directory this process may not touch keeps its time.
+                        let _ = function.touch(version);
+                    }
+                    dir
+                }
                 None => None,
             },
             _ => Dir::open(&self.path, self.sharing, create)?,
         };
-        if let Some(dir) = &dir
-            && self.version.is_some()
-        {
-            dir.hold().map_err(|e| Error::io(&self.path, e))?;
-        }
         *slot = dir.map(Arc::new);
         Ok(slot.clone())
     }
@@ -243,15 +252,24 @@ impl FileCore {
     }
 
     /// Removes the directories of the function's other versions that no
-    /// process holds, with their files; returns how many entries went.
-    /// A version's directory is skipped if it is not trusted or if it holds
-    /// files of other names than this core's.
-    fn reclaim_versions(&self) -> Result<u64> {
+    /// process holds and none used within `grace` (opened or stored into),
+    /// with their files; returns how many entries went. A version's
+    /// directory is skipped if it is not trusted or if it holds files of
+    /// other names than this core's.
+    fn reclaim_versions(&self, grace: Duration) -> Result<u64> {
         let Some((function, path)) = self.function_dir()? else {
             return Ok(0);
         };
         let mut removed = 0;
         for name in self.other_versions(&function)? {
+            let used_within_grace = function
+                .stat(&name)
+                .ok()
+                .flatten()
+                .is_some_and(|stat| modified(&stat).elapsed().map_or(true, |age| age < grace));
+            if used_within_grace {
+                continue;
+            }
             let path = path.join(&name);
             let Ok(Some(other)) = function.child(name.as_str(), &path, self.sharing, false) else {
                 continue;
@@ -375,6 +393,26 @@ impl FileCore {
         Ok(removed)
     }
 
+    /// Removes the lock and temporary files of this version that writers
+    /// which died left behind; returns how many went.
+    fn reclaim_files(&self) -> Result<u64> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(0);
+        };
+        let mut reclaimed = 0;
+        for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
+            match kind_of(&name) {
+                // A released lock file is gone already; a temporary one is removed here.
+                Some(Kind::Lock) if self.abandoned(&dir, &name, Kind::Lock) => reclaimed += 1,
+                Some(Kind::Temp) if self.abandoned(&dir, &name, Kind::Temp) => {
+                    reclaimed += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
+                }
+                _ => {}
+            }
+        }
+        Ok(reclaimed)
+    }
+
     /// Whether `name` was left by a writer that died: untouched for the grace
     /// period and held by nobody. A lock file is released on the way.
     fn abandoned(&self, dir: &Arc<Dir>, name: &str, kind: Kind) -> bool {
@@ -471,10 +509,12 @@ impl Core for FileCore {
         lock::try_lock(&self.created_dir()?, &name, self.sharing).map_err(|e| self.error(&name, e))
     }
 
+    /// Also removes the other versions no process holds, however recently used.
     fn clear(&self) -> Result<()> {
         self.recent.forget_all();
         self.remove_where(&[Kind::Entry], |_, _, _| true)?;
-        self.reclaim().map(drop)
+        self.reclaim_versions(Duration::ZERO)?;
+        self.reclaim_files().map(drop)
     }
 
     fn has_other_versions(&self) -> Result<bool> {
@@ -501,21 +541,7 @@ impl Core for FileCore {
     }
 
     fn reclaim(&self) -> Result<u64> {
-        let mut reclaimed = self.reclaim_versions()?;
-        let Some(dir) = self.open_dir(false)? else {
-            return Ok(reclaimed);
-        };
-        for name in dir.list().map_err(|e| Error::io(&self.path, e))? {
-            match kind_of(&name) {
-                // A released lock file is gone already; a temporary one is removed here.
-                Some(Kind::Lock) if self.abandoned(&dir, &name, Kind::Lock) => reclaimed += 1,
-                Some(Kind::Temp) if self.abandoned(&dir, &name, Kind::Temp) => {
-                    reclaimed += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
-                }
-                _ => {}
-            }
-        }
-        Ok(reclaimed)
+        Ok(self.reclaim_versions(VERSION_GRACE)? + self.reclaim_files()?)
     }
 
     /// Lists the entries of this version with their modification times:
