@@ -80,3 +80,25 @@ fn the_entry_file_format_is_pinned() {
     std::fs::copy(golden_path(), dir.join(format!("{key}.cachier"))).unwrap();
     assert_eq!(FileCore::new(&dir).get(&key).unwrap(), Some(entry));
 }
+
+#[test]
+fn the_generations_file_layout_is_pinned() {
+    // 512 little-endian u64: slot 0 counts removals in the directory, slot
+    // 1 + (first 8 key bytes, little-endian) % 511 the stores of that key.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let core = FileCore::new(dir.path().join("app.f"));
+    let key = Key::from_bytes([0x11; 20]);
+    let slot = 1 + (u64::from_le_bytes([0x11; 8]) % 511) as usize;
+    core.set(&key, &Entry::new(UNIX_EPOCH, vec![1])).unwrap();
+    core.set(&key, &Entry::new(UNIX_EPOCH, vec![2])).unwrap();
+    core.clear().unwrap();
+    let bytes = std::fs::read(dir.path().join("app.f").join("generations")).unwrap();
+    let slots: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(slots.len(), 512);
+    let mut pinned = vec![0; 512];
+    (pinned[0], pinned[slot]) = (1, 2);
+    assert_eq!(slots, pinned);
+}

@@ -531,3 +531,33 @@ fn orphaned_temporary_and_lock_files_are_reclaimed_after_a_store() {
     );
     assert!(fresh.exists() && foreign.exists() && foreign_entry.exists());
 }
+
+// 10. The generation counters are untrusted too.
+
+#[test]
+fn a_generations_file_that_is_a_symlink_fifo_or_directory_only_costs_a_stat() {
+    for attack in ["symlink", "fifo", "directory"] {
+        reset("generations");
+        let cache = FunctionCache::builder("hostile::counted")
+            .cache_dir(scratch("generations"))
+            .build();
+        let dir = cache.dpath().unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        let target = scratch("generations-target");
+        let _ = fs::remove_file(&target);
+        let at = dir.join("generations");
+        match attack {
+            "symlink" => symlink(&target, &at).unwrap(),
+            "fifo" => mkfifo(&at),
+            _ => fs::create_dir(&at).unwrap(),
+        }
+        let call = move |x: u64| {
+            let opts = cachier::CallOptions::DEFAULT;
+            cache.call(&opts, cache.key(&x), || cachier::Plain(x * 10)).0
+        };
+        let twice = move || (call(4), call(4), call(5));
+        assert_eq!(returns(twice), (40, 40, 50), "{attack}");
+        assert!(!target.exists(), "{attack}: a symlink was followed");
+        assert!(!at.is_file(), "{attack}: replaced");
+    }
+}

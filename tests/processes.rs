@@ -43,6 +43,11 @@ fn shared(x: u64) -> String {
     format!("{x} computed by {}", std::process::id())
 }
 
+#[cachier(cache_dir = scratch("replaced"))]
+fn replaced(x: u64) -> String {
+    format!("{x} computed by {}", std::process::id())
+}
+
 #[cachier(cache_dir = scratch("clearing"))]
 fn doubled(x: u64) -> u64 {
     x * 2
@@ -63,6 +68,7 @@ fn child() {
         }
         "store" => say(&format!("value={}", shared(1))),
         "overwrite" => say(&format!("value={}", shared.overwrite_cache(1))),
+        "replace" => say(&format!("value={}", replaced.overwrite_cache(1))),
         "clear" => shared.clear_cache().unwrap(),
         "clearer" => {
             say("clearing");
@@ -138,6 +144,21 @@ fn values_and_clears_of_other_processes_are_seen_at_once() {
         ours,
         format!("1 computed by {}", std::process::id()),
         "a clear by another process must be seen"
+    );
+}
+
+#[test]
+fn a_store_by_another_process_replaces_an_entry_this_one_serves_from_memory() {
+    replaced.clear_cache().unwrap();
+    let ours = replaced(1);
+    assert_eq!(replaced(1), ours);
+    assert_eq!(replaced(1), ours, "served from memory by now");
+    let theirs = Peer::start("replace", "").value();
+    assert_ne!(theirs, ours);
+    assert_eq!(
+        replaced(1),
+        theirs,
+        "the entry this process held was served after another's store"
     );
 }
 

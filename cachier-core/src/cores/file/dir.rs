@@ -19,11 +19,14 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
+use super::generations::Generations;
 use super::trust::{self, Sharing};
 use crate::error::{Error, Result};
 
 pub(super) struct Dir {
     fd: OwnedFd,
+    /// Its generation counters, once mapped (see `generations`).
+    generations: Option<Generations>,
 }
 
 const READ: OFlags = OFlags::RDONLY
@@ -32,7 +35,27 @@ const READ: OFlags = OFlags::RDONLY
     .union(OFlags::NOCTTY)
     .union(OFlags::CLOEXEC);
 
+impl From<OwnedFd> for Dir {
+    fn from(fd: OwnedFd) -> Dir {
+        Dir {
+            fd,
+            generations: None,
+        }
+    }
+}
+
 impl Dir {
+    /// This directory with its generation counters mapped, where they can be.
+    pub fn with_generations(mut self, sharing: Sharing) -> Dir {
+        self.generations = Generations::open(&self, sharing);
+        self
+    }
+
+    /// Its generation counters, if mapped.
+    pub fn generations(&self) -> Option<&Generations> {
+        self.generations.as_ref()
+    }
+
     /// Opens the function directory `path` after checking that it and its
     /// parent (the cache root) are trusted; creates both if `create`.
     /// `Ok(None)`: it does not exist and `create` is false.
@@ -68,7 +91,7 @@ impl Dir {
         };
         let stat = rustix::fs::fstat(&root_fd).map_err(|e| Error::io(root, e.into()))?;
         trust::check_root(&stat, sharing).map_err(|reason| Error::untrusted(root, reason))?;
-        Dir { fd: root_fd }.child(name, path, sharing, create)
+        Dir::from(root_fd).child(name, path, sharing, create)
     }
 
     /// Opens the directory `name` in this one (at `path`), without following
@@ -110,7 +133,7 @@ impl Dir {
         {
             tracing::warn!(path = %path.display(), error = %e, "cachier: cannot restrict a cache directory's permissions");
         }
-        Ok(Some(Dir { fd }))
+        Ok(Some(Dir::from(fd)))
     }
 
     /// Marks the directory as in use by this process for as long as the
@@ -207,6 +230,28 @@ impl Dir {
         }
         widen_for_group(&fd, sharing)?;
         Ok(File::from(fd))
+    }
+
+    /// Opens the counters file `name` for reading and writing (see
+    /// `generations`), creating it if missing and extending it to `len`
+    /// bytes if shorter: it must be a regular file of this user's, with one
+    /// link.
+    pub fn open_counters(&self, name: &str, len: u64) -> io::Result<File> {
+        let file = self.open_lock(name, Sharing::Private)?;
+        let stat = rustix::fs::fstat(&file)?;
+        if stat.st_uid != rustix::process::geteuid().as_raw() || stat.st_nlink != 1 {
+            return Err(not_regular("another user's or a linked file"));
+        }
+        if u64::try_from(stat.st_size).unwrap_or(0) < len {
+            rustix::fs::ftruncate(&file, len)?;
+        }
+        Ok(file)
+    }
+
+    /// The status of the filesystem the directory is on.
+    #[cfg(target_os = "linux")]
+    pub fn statfs(&self) -> io::Result<rustix::fs::StatFs> {
+        Ok(rustix::fs::fstatfs(&self.fd)?)
     }
 
     /// Whether `name` still names the file `file` is open on.

@@ -17,17 +17,22 @@
 //! removed.
 //!
 //! Entries read recently stay in memory with the identity of their file (see
-//! `recent`); a hit on one costs a single `stat` relative to the directory
-//! handle, which still sees every store (a new file) and clear (no file) of any
-//! process.
+//! `recent`). A hit on one makes no syscall while the directory's generation
+//! counters (`generations`, a shared mapping that every store and removal
+//! bumps) show that no process stored its key or removed files since, and at
+//! least once a second (or where there are no counters: every time) costs a
+//! single `stat` relative to the directory handle, which sees every store (a
+//! new file) and clear (no file) of any process.
 //!
 //! An entry file's modification time is when the entry was last used, shared
-//! by every process: a store sets it, and a read sets it again (one
-//! `utimensat`) if it is a second or more old. Evictions under a [`Budget`]
+//! by every process: a store sets it, and a read that checks the file (at
+//! least once a second) sets it again (one `utimensat`) if it is a second or
+//! more old. Evictions under a [`Budget`]
 //! take the entries of the oldest ones first.
 
 mod dir;
 pub mod format;
+mod generations;
 mod lock;
 mod recent;
 pub mod scan;
@@ -44,6 +49,7 @@ use rustix::fs::Stat;
 use sha1::{Digest, Sha1};
 
 use self::dir::Dir;
+use self::generations::Stamp;
 pub use self::trust::Sharing;
 use crate::budget::Budget;
 use crate::cores::{Claim, Core};
@@ -99,6 +105,7 @@ enum Kind {
     Entry,
     Lock,
     Temp,
+    Generations,
 }
 
 impl FileCore {
@@ -228,7 +235,9 @@ impl FileCore {
             },
             _ => Dir::open(&self.path, self.sharing, create)?,
         };
-        *slot = dir.map(Arc::new);
+        // A directory opened anew (it was removed) holds none of the entries kept.
+        self.recent.forget_all();
+        *slot = dir.map(|dir| Arc::new(dir.with_generations(self.sharing)));
         Ok(slot.clone())
     }
 
@@ -316,6 +325,7 @@ impl FileCore {
     /// Reads and checks the entry file `name`, allocating no more than the size
     /// its header declares (and only once the file's size agrees with it).
     fn read(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
+        let checked = Self::checked(dir, key);
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
             return Ok(None);
@@ -336,9 +346,16 @@ impl FileCore {
             .read_to_end(&mut bytes)
             .map_err(|e| self.error(name, e))?;
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
-        self.recent.remember(*key, &stat, &entry);
+        self.recent.remember(*key, &stat, checked, &entry);
         self.mark_used(dir, key, name, &stat);
         Ok(Some(entry))
+    }
+
+    /// The stamp of `key` and the time, taken before its file is checked,
+    /// where the directory has generation counters.
+    fn checked(dir: &Dir, key: &Key) -> Option<(Stamp, SystemTime)> {
+        dir.generations()
+            .map(|generations| (generations.stamp(key), SystemTime::now()))
     }
 
     /// Records a read of the entry `name` (whose file `stat` describes) for
@@ -390,6 +407,9 @@ impl FileCore {
                 removed += 1;
             }
         }
+        if let Some(generations) = dir.generations().filter(|_| removed > 0) {
+            generations.removed();
+        }
         Ok(removed)
     }
 
@@ -425,7 +445,7 @@ impl FileCore {
             // Taking and dropping the claim unlinks the file.
             Kind::Lock => matches!(lock::try_lock(dir, name, self.sharing), Ok(Some(_))),
             Kind::Temp => matches!(dir.open_regular(name), Ok(Some((file, _))) if file.try_lock().is_ok()),
-            Kind::Entry => false,
+            Kind::Entry | Kind::Generations => false,
         }
     }
 }
@@ -443,6 +463,9 @@ fn is_version(name: &str) -> bool {
 /// The kind of file `name` is, if it is one of this core's names:
 /// `<40 hex>.cachier`, `<40 hex>.lock` or `<40 hex>.<digits>-<digits>.tmp`.
 fn kind_of(name: &str) -> Option<Kind> {
+    if name == generations::FILE_NAME {
+        return Some(Kind::Generations);
+    }
     let (key, rest) = name.split_at_checked(40)?;
     let rest = rest.strip_prefix('.')?;
     Key::from_hex(key)?;
@@ -475,14 +498,23 @@ fn modified(stat: &Stat) -> SystemTime {
 
 impl Core for FileCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let held = self.held_dir();
+        let checked = held.as_deref().and_then(|dir| Self::checked(dir, key));
+        // A remembered entry is served as it is while no process stored its key
+        // or removed files since it was checked, ...
+        if let Some((stamp, now)) = checked
+            && let Some(entry) = self.recent.current(key, stamp, now)
+        {
+            return Ok(Some(entry));
+        }
         let name = name_of(key, ENTRY_EXT);
-        // A remembered entry is served if the name still names its file.
-        if self.recent.holds(key)
-            && let Some(dir) = self.held_dir()
+        // ... and otherwise if its name still names its file.
+        if let Some(dir) = held
+            && self.recent.holds(key)
         {
             match dir.stat(&name).map_err(|e| self.error(&name, e))? {
                 Some(stat) => {
-                    if let Some(entry) = self.recent.get(key, &stat) {
+                    if let Some(entry) = self.recent.get(key, &stat, checked) {
                         self.mark_used(&dir, key, &name, &stat);
                         return Ok(Some(entry));
                     }
@@ -501,7 +533,11 @@ impl Core for FileCore {
         let name = name_of(key, ENTRY_EXT);
         let dir = self.created_dir()?;
         self.write_atomically(&dir, &name, &format::encode(key, entry))
-            .map_err(|e| self.error(&name, e))
+            .map_err(|e| self.error(&name, e))?;
+        if let Some(generations) = dir.generations() {
+            generations.stored(key);
+        }
+        Ok(())
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
@@ -564,6 +600,9 @@ impl Core for FileCore {
         let mut evicted = 0;
         for name in budget.victims(entries) {
             evicted += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
+        }
+        if let Some(generations) = dir.generations().filter(|_| evicted > 0) {
+            generations.removed();
         }
         Ok(Some(evicted))
     }

@@ -1,5 +1,5 @@
 //! Entries this process read recently, each with the identity of the file it
-//! came from, so that a hit costs one `stat` instead of reading the file.
+//! came from, so that a hit reads no file, and usually makes no syscall.
 //!
 //! Every store writes a new file and renames it over the entry's path, so the
 //! path then names a file of another identity (device, inode, size, modification
@@ -9,16 +9,27 @@
 //! within one tick of the filesystem clock, could go unseen: the entry then
 //! served is still one computed for the same arguments.)
 //!
+//! Where the directory has generation counters (see `generations`), an entry
+//! also keeps the [`Stamp`] of its key taken before its file was checked: while
+//! the stamp is the same and the check is less than [`RECHECK`] old, it is
+//! served with no `stat` at all. The recheck bounds how long a change made
+//! without cachier (a file deleted by hand, the directory removed) goes unseen.
+//!
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
 //! entries).
 
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::Stat;
 
+use super::generations::Stamp;
 use crate::entry::Entry;
 use crate::key::{Key, KeyMap};
+
+/// How long an entry whose stamp is unchanged is served without a `stat`.
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Largest value kept.
 const MAX_VALUE: usize = 64 * 1024;
@@ -34,8 +45,15 @@ pub struct Recent {
 
 #[derive(Default)]
 struct Kept {
-    by_key: KeyMap<(FileId, Entry)>,
+    by_key: KeyMap<Remembered>,
     bytes: usize,
+}
+
+struct Remembered {
+    file: FileId,
+    /// The key's stamp before `file` was last checked, and when that was.
+    checked: Option<(Stamp, SystemTime)>,
+    entry: Entry,
 }
 
 /// What identifies one file's content, as far as `stat` can tell.
@@ -67,32 +85,52 @@ impl Recent {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The entry kept for `key` if its stamp is still `stamp` (taken now) and
+    /// its file was checked within [`RECHECK`] before `now`: no `stat` needed.
+    pub fn current(&self, key: &Key, stamp: Stamp, now: SystemTime) -> Option<Entry> {
+        let kept = self.lock();
+        let remembered = kept.by_key.get(key)?;
+        let (checked_stamp, checked_at) = remembered.checked?;
+        let recent = now.duration_since(checked_at).is_ok_and(|age| age < RECHECK);
+        (checked_stamp == stamp && recent).then(|| remembered.entry.clone())
+    }
+
     /// Whether an entry is kept for `key` (worth a `stat` to validate it).
     pub fn holds(&self, key: &Key) -> bool {
         self.lock().by_key.contains_key(key)
     }
 
-    /// The entry kept for `key`, if it came from the file `stat` describes.
-    pub fn get(&self, key: &Key, stat: &Stat) -> Option<Entry> {
-        let id = FileId::of(stat);
-        let kept = self.lock();
-        let (kept_id, entry) = kept.by_key.get(key)?;
-        (*kept_id == id).then(|| entry.clone())
+    /// The entry kept for `key`, if it came from the file `stat` describes;
+    /// `checked`: the key's stamp taken before that `stat`, and the time.
+    pub fn get(&self, key: &Key, stat: &Stat, checked: Option<(Stamp, SystemTime)>) -> Option<Entry> {
+        let file = FileId::of(stat);
+        let mut kept = self.lock();
+        let remembered = kept.by_key.get_mut(key)?;
+        if remembered.file != file {
+            return None;
+        }
+        remembered.checked = checked;
+        Some(remembered.entry.clone())
     }
 
-    /// Keeps `entry`, read from the file `stat` describes.
-    pub fn remember(&self, key: Key, stat: &Stat, entry: &Entry) {
+    /// Keeps `entry`, read from the file `stat` describes (`checked` as for
+    /// [`get`](Self::get)).
+    pub fn remember(&self, key: Key, stat: &Stat, checked: Option<(Stamp, SystemTime)>, entry: &Entry) {
         if entry.value.len() > MAX_VALUE {
             return;
         }
-        let id = FileId::of(stat);
+        let remembered = Remembered {
+            file: FileId::of(stat),
+            checked,
+            entry: entry.clone(),
+        };
         let mut kept = self.lock();
         if kept.bytes + cost(entry) > MAX_BYTES {
             *kept = Kept::default();
         }
         kept.bytes += cost(entry);
-        if let Some((_, old)) = kept.by_key.insert(key, (id, entry.clone())) {
-            kept.bytes -= cost(&old);
+        if let Some(old) = kept.by_key.insert(key, remembered) {
+            kept.bytes -= cost(&old.entry);
         }
     }
 
@@ -102,18 +140,18 @@ impl Recent {
     pub fn touched(&self, key: &Key, before: &Stat, after: &Stat) {
         let (before, after) = (FileId::of(before), FileId::of(after));
         let same_file = (before.device, before.inode, before.len) == (after.device, after.inode, after.len);
-        if let Some((kept, _)) = self.lock().by_key.get_mut(key)
-            && *kept == before
+        if let Some(remembered) = self.lock().by_key.get_mut(key)
+            && remembered.file == before
             && same_file
         {
-            *kept = after;
+            remembered.file = after;
         }
     }
 
     pub fn forget(&self, key: &Key) {
         let mut kept = self.lock();
-        if let Some((_, old)) = kept.by_key.remove(key) {
-            kept.bytes -= cost(&old);
+        if let Some(old) = kept.by_key.remove(key) {
+            kept.bytes -= cost(&old.entry);
         }
     }
 

@@ -52,6 +52,9 @@ pub enum Kind {
     Lock,
     /// A store under way, or one a killed writer left behind.
     Temp,
+    /// The generation counters processes share (see
+    /// [`FileCore`](super::FileCore)): removed only with its directory.
+    Generations,
     /// Not a name the core writes: never removed.
     Foreign,
 }
@@ -189,6 +192,7 @@ fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
         None => Kind::Foreign,
         Some(FileKind::Lock) => Kind::Lock,
         Some(FileKind::Temp) => Kind::Temp,
+        Some(FileKind::Generations) => Kind::Generations,
         Some(FileKind::Entry) if depth == Depth::Names => Kind::Entry,
         Some(FileKind::Entry) => match read_entry(dir, &file.name, depth) {
             Some(computed_at) => {
@@ -238,6 +242,7 @@ pub fn remove_entries<'a>(
     let Some(handle) = open(dir, sharing)? else {
         return Ok(0);
     };
+    let handle = handle.with_generations(sharing);
     let mut removed = 0;
     for name in names {
         if kind_of(name) == Some(FileKind::Entry)
@@ -245,6 +250,10 @@ pub fn remove_entries<'a>(
         {
             removed += 1;
         }
+    }
+    // Processes serving these entries from memory see them go.
+    if let Some(generations) = handle.generations().filter(|_| removed > 0) {
+        generations.removed();
     }
     Ok(removed)
 }
