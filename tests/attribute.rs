@@ -44,9 +44,13 @@ fn call_sites_stay_the_same_and_the_file_core_is_the_default() {
         dir.file_name().unwrap().to_str().unwrap().starts_with("code-"),
         "{dir:?}"
     );
-    let files = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|f| f.as_ref().unwrap().path().extension().unwrap() == "cachier");
+    let files = std::fs::read_dir(&dir).unwrap().filter(|f| {
+        f.as_ref()
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|e| e == "cachier")
+    });
     assert_eq!(files.count(), 2, "one file per entry");
     // The function is also usable as a value.
     let as_pointer: fn(u64, u64) -> u64 = *slow_add;

@@ -194,6 +194,11 @@ impl FunctionCacheBuilder {
                 (core, Some(backend))
             }
         };
-        FunctionCache::new(self.function, KeySpace::new(&identity), core, self.options)
+        // Memory entries die with the process: their keys need not be stable.
+        let key_space = match core.1 {
+            Some(Backend::Memory) => KeySpace::local(),
+            _ => KeySpace::new(&identity),
+        };
+        FunctionCache::new(self.function, key_space, core, self.options)
     }
 }
