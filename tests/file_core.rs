@@ -297,3 +297,26 @@ fn group_shared_directories_keep_no_generation_counters() {
     );
     assert!(!group.join("generations").exists());
 }
+
+#[test]
+fn a_miss_creates_its_entry_file_and_no_other() {
+    let dir = scratch("one-file");
+    let cache = build_of(&dir, "body 1");
+    for x in 0..5 {
+        report(&cache, x, "computed");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(cache.dpath().unwrap())
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.ends_with(".cachier"))
+        .collect();
+    names.sort();
+    // Claims are byte locks in one shared file (Linux), or lock files removed on release.
+    let shared: &[&str] = if cfg!(target_os = "linux") {
+        &["claims", "generations"]
+    } else {
+        &["generations"]
+    };
+    assert_eq!(names, shared);
+    assert_eq!(entry_files(&cache.dpath().unwrap()).len(), 5);
+}

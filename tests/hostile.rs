@@ -31,6 +31,16 @@ fn path_of(cache: &FunctionCache, key: Key, ext: &str) -> PathBuf {
     cache.dpath().unwrap().join(format!("{key}.{ext}"))
 }
 
+/// Where a claim on `key` is taken: the directory's `claims` file on Linux,
+/// a lock file per key elsewhere.
+fn claim_path(cache: &FunctionCache, key: Key) -> PathBuf {
+    if cfg!(target_os = "linux") {
+        cache.dpath().unwrap().join("claims")
+    } else {
+        path_of(cache, key, "lock")
+    }
+}
+
 /// The bytes of a valid entry file holding `value` for `key`.
 fn valid_entry<T: serde::Serialize>(key: Key, value: &T) -> Vec<u8> {
     let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
@@ -146,12 +156,14 @@ fn mkfifo(path: &Path) {
 }
 
 #[test]
-fn fifos_at_entry_and_lock_paths_never_block() {
+fn fifos_at_entry_and_claim_paths_never_block() {
     reset("fifo");
     assert_eq!(piped(0), 100);
     let key = piped.cache().key(&(1u64,)).unwrap();
     mkfifo(&path_of(piped.cache(), key, "cachier"));
-    mkfifo(&path_of(piped.cache(), key, "lock"));
+    let claims = claim_path(piped.cache(), key);
+    let _ = fs::remove_file(&claims);
+    mkfifo(&claims);
     survives(
         piped.cache(),
         || (returns(|| piped(1)), 101),
@@ -316,15 +328,13 @@ fn locked(x: u64) -> u64 {
 }
 
 #[test]
-fn a_lock_file_symlink_does_not_make_the_caller_create_its_target() {
+fn a_claim_file_symlink_does_not_make_the_caller_create_its_target() {
     reset("lock-link");
     assert_eq!(locked(0), 5);
     let victim = scratch("lock-link").join("victim");
-    symlink(
-        &victim,
-        path_of(locked.cache(), locked.cache().key(&(1u64,)).unwrap(), "lock"),
-    )
-    .unwrap();
+    let claims = claim_path(locked.cache(), locked.cache().key(&(1u64,)).unwrap());
+    let _ = fs::remove_file(&claims);
+    symlink(&victim, claims).unwrap();
     survives(
         locked.cache(),
         || (locked(1), 6),

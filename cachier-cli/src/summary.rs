@@ -113,7 +113,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Corrupt => "corrupt",
         Kind::Lock => "lock",
         Kind::Temp => "temp",
-        Kind::Generations => "generations",
+        Kind::Shared => "shared",
         _ => "foreign",
     }
 }

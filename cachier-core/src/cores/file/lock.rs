@@ -1,4 +1,5 @@
-//! Claims as OS file locks.
+//! Claims as lock files, where there are no byte-range locks of open file
+//! descriptions (see `claims`), and lock files older builds left.
 //!
 //! A claim is an exclusive lock on `<key>.lock`. The kernel drops the lock when
 //! its holder's file handle closes, including when the process is killed, so a

@@ -4,8 +4,9 @@
 //! a core for one version of a function's code (see [`FileCore::version`])
 //! keeps its entries one level down, in `<function>/code-<16 hex>/`, which
 //! every process using it holds (a shared `flock`) and touches when it opens
-//! it, so that versions no process used for a day can be reclaimed;
-//! `<key>.lock` is a claim (see `lock`). A hit reads one file and a store
+//! it, so that versions no process used for a day can be reclaimed.
+//! Claims are byte locks in the directory's `claims` file on Linux, and
+//! `<key>.lock` files elsewhere (see `claims`). A hit reads one file and a store
 //! writes one, whatever the number of entries. Stores write a temporary file
 //! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
 //! so a reader or a process killed mid-write sees the old entry or the new
@@ -30,6 +31,7 @@
 //! more old. Evictions under a [`Budget`]
 //! take the entries of the oldest ones first.
 
+mod claims;
 mod dir;
 pub mod format;
 mod generations;
@@ -106,6 +108,7 @@ enum Kind {
     Lock,
     Temp,
     Generations,
+    Claims,
 }
 
 impl FileCore {
@@ -445,7 +448,7 @@ impl FileCore {
             // Taking and dropping the claim unlinks the file.
             Kind::Lock => matches!(lock::try_lock(dir, name, self.sharing), Ok(Some(_))),
             Kind::Temp => matches!(dir.open_regular(name), Ok(Some((file, _))) if file.try_lock().is_ok()),
-            Kind::Entry | Kind::Generations => false,
+            Kind::Entry | Kind::Generations | Kind::Claims => false,
         }
     }
 }
@@ -463,8 +466,10 @@ fn is_version(name: &str) -> bool {
 /// The kind of file `name` is, if it is one of this core's names:
 /// `<40 hex>.cachier`, `<40 hex>.lock` or `<40 hex>.<digits>-<digits>.tmp`.
 fn kind_of(name: &str) -> Option<Kind> {
-    if name == generations::FILE_NAME {
-        return Some(Kind::Generations);
+    match name {
+        generations::FILE_NAME => return Some(Kind::Generations),
+        claims::FILE_NAME => return Some(Kind::Claims),
+        _ => {}
     }
     let (key, rest) = name.split_at_checked(40)?;
     let rest = rest.strip_prefix('.')?;
@@ -541,8 +546,8 @@ impl Core for FileCore {
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
-        let name = name_of(key, LOCK_EXT);
-        lock::try_lock(&self.created_dir()?, &name, self.sharing).map_err(|e| self.error(&name, e))
+        claims::try_claim(&self.created_dir()?, key, self.sharing)
+            .map_err(|e| self.error(claims::FILE_NAME, e))
     }
 
     /// Also removes the other versions no process holds, however recently used.
@@ -561,7 +566,8 @@ impl Core for FileCore {
     }
 
     fn clear_claims(&self) -> Result<()> {
-        self.remove_where(&[Kind::Lock], |_, _, _| true).map(drop)
+        self.remove_where(&[Kind::Claims, Kind::Lock], |_, _, _| true)
+            .map(drop)
     }
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {

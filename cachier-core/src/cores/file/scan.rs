@@ -52,9 +52,9 @@ pub enum Kind {
     Lock,
     /// A store under way, or one a killed writer left behind.
     Temp,
-    /// The generation counters processes share (see
-    /// [`FileCore`](super::FileCore)): removed only with its directory.
-    Generations,
+    /// A file every process using the directory shares (generation
+    /// counters, claims; see [`FileCore`](super::FileCore)): never an entry.
+    Shared,
     /// Not a name the core writes: never removed.
     Foreign,
 }
@@ -192,7 +192,7 @@ fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
         None => Kind::Foreign,
         Some(FileKind::Lock) => Kind::Lock,
         Some(FileKind::Temp) => Kind::Temp,
-        Some(FileKind::Generations) => Kind::Generations,
+        Some(FileKind::Generations | FileKind::Claims) => Kind::Shared,
         Some(FileKind::Entry) if depth == Depth::Names => Kind::Entry,
         Some(FileKind::Entry) => match read_entry(dir, &file.name, depth) {
             Some(computed_at) => {
