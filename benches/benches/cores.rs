@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 fn hit_u64_pair(c: &mut Criterion) {
     bench_hits(c, "hit_u64_pair", &adders());
