@@ -56,6 +56,14 @@ impl Dir {
         self.generations.as_ref()
     }
 
+    /// After `count` files were removed from the directory: tells the
+    /// processes serving its entries from memory (see `generations`).
+    pub fn removed(&self, count: u64) {
+        if let Some(generations) = self.generations.as_ref().filter(|_| count > 0) {
+            generations.removed();
+        }
+    }
+
     /// Opens the function directory `path` after checking that it and its
     /// parent (the cache root) are trusted; creates both if `create`.
     /// `Ok(None)`: it does not exist and `create` is false.

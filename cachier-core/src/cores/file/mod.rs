@@ -410,9 +410,7 @@ impl FileCore {
                 removed += 1;
             }
         }
-        if let Some(generations) = dir.generations().filter(|_| removed > 0) {
-            generations.removed();
-        }
+        dir.removed(removed);
         Ok(removed)
     }
 
@@ -464,7 +462,8 @@ fn is_version(name: &str) -> bool {
 }
 
 /// The kind of file `name` is, if it is one of this core's names:
-/// `<40 hex>.cachier`, `<40 hex>.lock` or `<40 hex>.<digits>-<digits>.tmp`.
+/// `<40 hex>.cachier`, `<40 hex>.lock`, `<40 hex>.<digits>-<digits>.tmp`,
+/// `generations` or `claims`.
 fn kind_of(name: &str) -> Option<Kind> {
     match name {
         generations::FILE_NAME => return Some(Kind::Generations),
@@ -607,9 +606,7 @@ impl Core for FileCore {
         for name in budget.victims(entries) {
             evicted += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
         }
-        if let Some(generations) = dir.generations().filter(|_| evicted > 0) {
-            generations.removed();
-        }
+        dir.removed(evicted);
         Ok(Some(evicted))
     }
 
@@ -628,6 +625,8 @@ mod tests {
         assert_eq!(kind_of(&format!("{hex}.cachier")), Some(Kind::Entry));
         assert_eq!(kind_of(&format!("{hex}.lock")), Some(Kind::Lock));
         assert_eq!(kind_of(&format!("{hex}.123-4.tmp")), Some(Kind::Temp));
+        assert_eq!(kind_of("generations"), Some(Kind::Generations));
+        assert_eq!(kind_of("claims"), Some(Kind::Claims));
         for foreign in [
             format!("{hex}.cachier.bak"),
             format!("{hex}.tmp"),
@@ -635,6 +634,8 @@ mod tests {
             format!("{}.cachier", hex.to_uppercase()),
             format!("{}.cachier", &hex[1..]),
             "notes.txt".into(),
+            "generations.bak".into(),
+            "Claims".into(),
             "x".into(),
         ] {
             assert_eq!(kind_of(&foreign), None, "{foreign}");

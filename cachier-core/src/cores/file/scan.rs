@@ -251,10 +251,7 @@ pub fn remove_entries<'a>(
             removed += 1;
         }
     }
-    // Processes serving these entries from memory see them go.
-    if let Some(generations) = handle.generations().filter(|_| removed > 0) {
-        generations.removed();
-    }
+    handle.removed(removed);
     Ok(removed)
 }
 
