@@ -84,6 +84,9 @@ where
 {
     let key: Key = cache.key(&0u8).unwrap();
     if raw {
+        // As a process that does not hold this key's entry in memory sees the
+        // file (one that does sees a file written without cachier within a second).
+        cache.clear().unwrap();
         let dir = cache.dpath().unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{key}.cachier")), bytes).unwrap();
