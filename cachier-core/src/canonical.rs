@@ -22,6 +22,8 @@
 //! assert_eq!(cachier_core::canonical::encode(&a).unwrap(), cachier_core::canonical::encode(&b).unwrap());
 //! ```
 
+use std::ops::Range;
+
 use serde::ser::{self, Serialize};
 
 use crate::error::{Error, Result};
@@ -128,9 +130,11 @@ impl Encoder<'_> {
     }
 
     fn sorted(&mut self, tag: u8) -> Sorted<'_> {
+        self.out.push(tag);
+        self.out.extend_from_slice(&0u64.to_le_bytes());
         Sorted {
+            start: self.out.len(),
             out: self.out,
-            tag,
             items: Vec::new(),
             pending: None,
         }
@@ -336,30 +340,38 @@ counted_compound!(
 
 /// An item whose elements are encoded one by one and written sorted, so their
 /// iteration order does not matter (maps, unordered sets).
+/// An item whose elements (or map entries) are put in the order of their
+/// encodings: each is encoded in place, after the tag and a count patched in
+/// at the end, and the run is then reordered with one copy.
 struct Sorted<'a> {
     out: &'a mut Vec<u8>,
-    tag: u8,
-    items: Vec<Vec<u8>>,
-    /// A map key waiting for its value.
-    pending: Option<Vec<u8>>,
+    /// Where the first element begins in `out`.
+    start: usize,
+    /// Where each element lies in `out`.
+    items: Vec<Range<usize>>,
+    /// Where a map entry whose key is encoded, and value pending, begins.
+    pending: Option<usize>,
 }
 
 impl Sorted<'_> {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> EncodeResult {
-        let mut item = self.pending.take().unwrap_or_default();
-        value.serialize(&mut Encoder { out: &mut item })?;
-        self.items.push(item);
+        let begin = self.pending.take().unwrap_or(self.out.len());
+        value.serialize(&mut Encoder { out: self.out })?;
+        self.items.push(begin..self.out.len());
         Ok(())
     }
 
     fn finish(mut self) -> EncodeResult {
-        self.items.sort_unstable();
-        self.out.push(self.tag);
-        self.out
-            .extend_from_slice(&(self.items.len() as u64).to_le_bytes());
-        self.items
-            .iter()
-            .for_each(|item| self.out.extend_from_slice(item));
+        let count = (self.items.len() as u64).to_le_bytes();
+        self.out[self.start - count.len()..self.start].copy_from_slice(&count);
+        if self.items.len() > 1 {
+            let run = self.out.split_off(self.start);
+            let at = |range: &Range<usize>| &run[range.start - self.start..range.end - self.start];
+            self.items.sort_unstable_by(|a, b| at(a).cmp(at(b)));
+            self.items
+                .iter()
+                .for_each(|item| self.out.extend_from_slice(at(item)));
+        }
         Ok(())
     }
 }
@@ -369,10 +381,8 @@ impl ser::SerializeMap for Sorted<'_> {
     type Error = EncodeError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> EncodeResult {
-        let mut item = Vec::new();
-        key.serialize(&mut Encoder { out: &mut item })?;
-        self.pending = Some(item);
-        Ok(())
+        self.pending = Some(self.out.len());
+        key.serialize(&mut Encoder { out: self.out })
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> EncodeResult {
@@ -411,6 +421,29 @@ mod tests {
         let a: HashMap<String, u64> = forward.iter().map(|k| (k.clone(), 1)).collect();
         let b: HashMap<String, u64> = backward.iter().map(|k| (k.clone(), 1)).collect();
         assert_eq!(encode(&a).unwrap(), encode(&b).unwrap());
+    }
+
+    #[test]
+    fn maps_nested_in_maps_and_sets_ignore_iteration_order_too() {
+        let nested = |order: &mut dyn Iterator<Item = u32>| -> HashMap<String, HashMap<u32, HashSet<u32>>> {
+            let mut outer = HashMap::with_capacity(256);
+            for i in order {
+                let inner: &mut HashMap<u32, HashSet<u32>> = outer.entry(format!("k{}", i % 5)).or_default();
+                inner.entry(i % 7).or_default().insert(i);
+            }
+            outer
+        };
+        let (a, b) = (nested(&mut (0..100)), nested(&mut (0..100).rev()));
+        assert_eq!(encode(&a).unwrap(), encode(&b).unwrap());
+        // Sorted by the whole encoded entry, the outer keys come out in order.
+        let encoded = encode(&a).unwrap();
+        let at = |needle: &str| {
+            encoded
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap()
+        };
+        assert!(at("k0") < at("k1") && at("k1") < at("k4"));
     }
 
     #[test]
