@@ -116,16 +116,31 @@ impl fmt::Debug for HexKey {
 /// let local = KeySpace::local();
 /// assert_eq!(local.key(&(1u64, 2u64)).unwrap(), local.key(&(1u64, 2u64)).unwrap());
 /// assert_ne!(local.key(&(1u64, 2u64)).unwrap(), local.key(&(2u64, 1u64)).unwrap());
+/// assert_eq!(format!("{local:?}"), "KeySpace(Local)"); // its secret stays secret
 /// ```
 #[derive(Clone, Debug)]
 pub struct KeySpace(Hashing);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Hashing {
     /// SHA-1, after the function's digest.
     Stable { function_digest: [u8; 20] },
     /// SipHash-1-3-128 under a random secret of this key space.
     Local { secret: (u64, u64) },
+}
+
+/// Never prints a local key space's secret: whoever knows it can make
+/// arguments collide.
+impl fmt::Debug for Hashing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hashing::Stable { function_digest } => f
+                .debug_struct("Stable")
+                .field("function_digest", function_digest)
+                .finish(),
+            Hashing::Local { .. } => f.write_str("Local"),
+        }
+    }
 }
 
 impl KeySpace {

@@ -44,19 +44,19 @@ pub fn try_claim(dir: &Arc<Dir>, key: &Key, sharing: Sharing) -> io::Result<Opti
 }
 
 /// The byte of the claims file that stands for `key`: any offset a lock of
-/// one byte can start at. Two keys meeting there (one pair in 2^62) only
+/// one byte can start at. Two keys meeting there (one pair in 2^62 where offsets have 64 bits) only
 /// take turns.
 #[cfg(target_os = "linux")]
-fn offset(key: &Key) -> i64 {
-    let mut prefix = [0; 8];
-    prefix.copy_from_slice(&key.as_bytes()[8..16]);
-    i64::from_le_bytes(prefix) & (i64::MAX >> 1)
+fn offset(key: &Key) -> libc::off_t {
+    let mut prefix = [0; size_of::<libc::off_t>()];
+    prefix.copy_from_slice(&key.as_bytes()[8..8 + size_of::<libc::off_t>()]);
+    libc::off_t::from_le_bytes(prefix) & (libc::off_t::MAX >> 1)
 }
 
 /// Takes a write lock on the byte at `offset` for the open file description
 /// of `file`, without waiting: `false` if another one holds it.
 #[cfg(target_os = "linux")]
-fn lock_byte(file: &std::fs::File, offset: i64) -> io::Result<bool> {
+fn lock_byte(file: &std::fs::File, offset: libc::off_t) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `flock` is plain data; all-zero is a valid value (and `l_pid`
     // must be 0 for an open-file-description lock).
