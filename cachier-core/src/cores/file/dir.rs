@@ -240,11 +240,11 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Opens the counters file `name` for reading and writing (see
+    /// Opens the generations file `name` for reading and writing (see
     /// `generations`), creating it if missing and extending it to `len`
     /// bytes if shorter: it must be a regular file of this user's, with one
     /// link.
-    pub fn open_counters(&self, name: &str, len: u64) -> io::Result<File> {
+    pub fn open_generations(&self, name: &str, len: u64) -> io::Result<File> {
         let file = self.open_lock(name, Sharing::Private)?;
         let stat = rustix::fs::fstat(&file)?;
         if stat.st_uid != rustix::process::geteuid().as_raw() || stat.st_nlink != 1 {

@@ -57,7 +57,7 @@ impl Generations {
         if sharing != Sharing::Private || !local_filesystem(dir) {
             return None;
         }
-        let file = dir.open_counters(FILE_NAME, LEN as u64).ok()?;
+        let file = dir.open_generations(FILE_NAME, LEN as u64).ok()?;
         // SAFETY: a fresh shared mapping of a regular file of at least `LEN`
         // bytes, owned by this user, in a directory nobody else may write.
         let ptr = unsafe {
