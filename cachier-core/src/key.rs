@@ -63,6 +63,14 @@ impl Key {
         Some(Key(bytes))
     }
 
+    /// The `index`th eight bytes of the digest (0 or 1) as a little-endian
+    /// number: uniform, for whatever needs a number drawn from the key.
+    pub(crate) fn word(&self, index: usize) -> u64 {
+        let mut word = [0; 8];
+        word.copy_from_slice(&self.0[8 * index..8 * index + 8]);
+        u64::from_le_bytes(word)
+    }
+
     /// The raw digest.
     #[must_use]
     pub const fn as_bytes(&self) -> &[u8; 20] {
@@ -221,9 +229,7 @@ impl fmt::Debug for Key {
 impl Hash for Key {
     /// A key is already a uniform digest: its first eight bytes are the hash.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut prefix = [0; 8];
-        prefix.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(prefix));
+        state.write_u64(self.word(0));
     }
 }
 

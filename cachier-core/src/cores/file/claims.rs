@@ -48,9 +48,8 @@ pub fn try_claim(dir: &Arc<Dir>, key: &Key, sharing: Sharing) -> io::Result<Opti
 /// take turns.
 #[cfg(target_os = "linux")]
 fn offset(key: &Key) -> libc::off_t {
-    let mut prefix = [0; size_of::<libc::off_t>()];
-    prefix.copy_from_slice(&key.as_bytes()[8..8 + size_of::<libc::off_t>()]);
-    libc::off_t::from_le_bytes(prefix) & (libc::off_t::MAX >> 1)
+    // The second word, not the first that slots keys in maps and generations.
+    (key.word(1) as libc::off_t) & (libc::off_t::MAX >> 1)
 }
 
 /// Takes a write lock on the byte at `offset` for the open file description

@@ -82,9 +82,7 @@ impl Generations {
     }
 
     fn key_slot(key: &Key) -> usize {
-        let mut prefix = [0; 8];
-        prefix.copy_from_slice(&key.as_bytes()[..8]);
-        1 + (u64::from_le_bytes(prefix) % (SLOTS as u64 - 1)) as usize
+        1 + (key.word(0) % (SLOTS as u64 - 1)) as usize
     }
 
     /// The stamp of `key` now: take it before reading the key's file.
