@@ -29,6 +29,11 @@ fn big(_slot: u8) -> Vec<u8> {
     vec![(n % 251) as u8; 8 << 20]
 }
 
+#[cachier(cache_dir = scratch("fill"))]
+fn filled(slot: u8) -> Vec<u8> {
+    vec![slot; 8 << 20]
+}
+
 #[cachier(cache_dir = scratch("held"))]
 fn held() -> u64 {
     if role() == "hold" {
@@ -63,6 +68,12 @@ fn child() {
             big.overwrite_cache(0);
             say("written");
         },
+        "fill" => {
+            for slot in 0..=u8::MAX {
+                filled(slot);
+                say("written");
+            }
+        }
         "hold" => {
             held();
         }
@@ -108,6 +119,43 @@ fn a_process_killed_mid_write_leaves_a_whole_entry() {
     assert!(value.iter().all(|&b| b == value[0]), "a torn entry was served");
     let info = big.cache_info();
     assert_eq!((info.hits, info.cache_errors), (1, 0), "{info:?}");
+}
+
+/// On Linux an entry is written as a file with no name, linked in place
+/// once whole: a store never shows a temporary file, and a writer killed
+/// mid-store leaves none.
+#[test]
+#[cfg(target_os = "linux")]
+fn stores_show_no_temporary_file_even_when_killed() {
+    filled.clear_cache().unwrap();
+    let peer = Peer::start("fill", "");
+    peer.expect("written");
+    let dir = filled.cache_dpath().unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|file| file.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let is_temp = |name: &String| name.ends_with(".tmp");
+    // Watch the directory while the child writes 8 MiB entries, then kill it mid-store.
+    let mut temps_seen = std::collections::BTreeSet::new();
+    loop {
+        let now = names();
+        temps_seen.extend(now.iter().filter(|name| is_temp(name)).cloned());
+        if now.iter().filter(|name| name.ends_with(".cachier")).count() >= 4 {
+            break;
+        }
+    }
+    peer.kill();
+    assert!(temps_seen.is_empty(), "{temps_seen:?}");
+    let left = names();
+    assert!(!left.iter().any(is_temp), "{left:?}");
+    for slot in 0..4 {
+        assert_eq!(filled(slot), vec![slot; 8 << 20]);
+    }
+    let info = filled.cache_info();
+    assert_eq!((info.hits, info.cache_errors), (4, 0), "{info:?}");
 }
 
 #[test]

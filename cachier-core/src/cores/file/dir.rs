@@ -29,6 +29,10 @@ pub(super) struct Dir {
     generations: Option<Generations>,
 }
 
+/// Where a process finds its open files by number (Linux).
+#[cfg(target_os = "linux")]
+const PROC_FDS: &str = "/proc/self/fd";
+
 const READ: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::NONBLOCK)
@@ -224,6 +228,47 @@ impl Dir {
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(sharing.file_mode()))?;
         widen_for_group(&fd, sharing)?;
         Ok(File::from(fd))
+    }
+
+    /// Creates a file with no name in the directory, for writing (Linux
+    /// `O_TMPFILE`), to be named by [`link`](Self::link) once written: a
+    /// writer killed before that leaves nothing behind. `Ok(None)` where
+    /// the filesystem, the kernel or a missing `/proc` rule it out.
+    pub fn create_unnamed(&self, sharing: Sharing) -> io::Result<Option<File>> {
+        #[cfg(target_os = "linux")]
+        {
+            static PROC: std::sync::LazyLock<bool> =
+                std::sync::LazyLock::new(|| Path::new(PROC_FDS).is_dir());
+            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(sharing.file_mode())) {
+                Ok(fd) if *PROC => {
+                    widen_for_group(&fd, sharing)?;
+                    Ok(Some(File::from(fd)))
+                }
+                Ok(_) | Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = sharing;
+            Ok(None)
+        }
+    }
+
+    /// Names the file `file` (made by [`create_unnamed`](Self::create_unnamed))
+    /// `name`; `Ok(false)` if something has that name already (it is left as
+    /// it is).
+    #[cfg(target_os = "linux")]
+    pub fn link(&self, file: &File, name: &str) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        // The documented way to name an O_TMPFILE file without privileges.
+        let source = format!("{PROC_FDS}/{}", file.as_raw_fd());
+        match rustix::fs::linkat(rustix::fs::CWD, &*source, &self.fd, name, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Opens `name` for locking, creating it if missing; never follows a link.

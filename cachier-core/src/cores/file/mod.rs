@@ -7,10 +7,12 @@
 //! it, so that versions no process used for a day can be reclaimed.
 //! Claims are byte locks in the directory's `claims` file on Linux, and
 //! `<key>.lock` files elsewhere (see `claims`). A hit reads one file and a store
-//! writes one, whatever the number of entries. Stores write a temporary file
-//! `<key>.<pid>-<n>.tmp`, locked while it is written, and rename it into place,
-//! so a reader or a process killed mid-write sees the old entry or the new
-//! one, never a torn one.
+//! writes one, whatever the number of entries. On Linux a store writes a file
+//! with no name (`O_TMPFILE`) and links it in place once whole; one that
+//! replaces an entry, and every store elsewhere, writes a temporary file
+//! `<key>.<pid>-<n>.tmp`, locked while it is written, and renames it into
+//! place. Either way a reader or a process killed mid-write sees the old entry
+//! or the new one, never a torn one.
 //!
 //! The directory is untrusted input: it is reached through a checked handle
 //! (see `dir` and [`Sharing`]), every file read is bounded by the size its
@@ -375,25 +377,28 @@ impl FileCore {
         }
     }
 
+    /// Writes `bytes` as the file `name`, replacing any: readers, and a
+    /// process killed mid-write, see the old file or the new one, never a
+    /// torn one. On Linux the file is written with no name and linked in
+    /// place, so that a killed writer leaves nothing behind; to replace a
+    /// file, and elsewhere, it is written as a temporary file renamed over
+    /// `name`.
     fn write_atomically(&self, dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
-        static NONCE: AtomicU64 = AtomicU64::new(0);
-        let temp = format!(
-            "{}.{}-{}.{TEMP_EXT}",
-            &name[..40],
-            std::process::id(),
-            NONCE.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut file = dir.create_new(&temp, self.sharing)?;
-        // Held while the file is written, so that a reclaim never takes it.
-        let written = file
-            .try_lock()
-            .map_err(io::Error::from)
-            .and_then(|()| file.write_all(bytes))
-            .and_then(|()| dir.rename(&temp, name));
-        if written.is_err() {
-            let _ = dir.remove(&temp);
+        #[cfg(target_os = "linux")]
+        if let Some(mut file) = dir.create_unnamed(self.sharing)? {
+            file.write_all(bytes)?;
+            if dir.link(&file, name)? {
+                return Ok(());
+            }
+            let temp = temp_name(name);
+            return rename_over(dir, &temp, name, &file, || match dir.link(&file, &temp)? {
+                true => Ok(()),
+                false => Err(io::ErrorKind::AlreadyExists.into()),
+            });
         }
-        written
+        let temp = temp_name(name);
+        let file = dir.create_new(&temp, self.sharing)?;
+        rename_over(dir, &temp, name, &file, || (&file).write_all(bytes))
     }
 
     /// Removes the files of `kinds` that `doomed` selects; returns how many went.
@@ -483,6 +488,35 @@ fn kind_of(name: &str) -> Option<Kind> {
             (ext == TEMP_EXT && digits(pid) && digits(nonce)).then_some(Kind::Temp)
         }
     }
+}
+
+/// A name for a temporary file of the entry `name`, unique to this process
+/// and call: `<key>.<pid>-<n>.tmp`.
+fn temp_name(name: &str) -> String {
+    static NONCE: AtomicU64 = AtomicU64::new(0);
+    let n = NONCE.fetch_add(1, Ordering::Relaxed);
+    format!("{}.{}-{n}.{TEMP_EXT}", &name[..40], std::process::id())
+}
+
+/// Renames the temporary file `temp`, open as `file`, over `name` once
+/// `fill` has written (or named) it; holds `file` locked meanwhile, so that
+/// a reclaim never takes it, and removes `temp` if anything fails.
+fn rename_over(
+    dir: &Dir,
+    temp: &str,
+    name: &str,
+    file: &std::fs::File,
+    fill: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let done = file
+        .try_lock()
+        .map_err(io::Error::from)
+        .and_then(|()| fill())
+        .and_then(|()| dir.rename(temp, name));
+    if done.is_err() {
+        let _ = dir.remove(temp);
+    }
+    done
 }
 
 fn name_of(key: &Key, ext: &str) -> String {
