@@ -48,6 +48,11 @@ fn shared(x: u64) -> String {
     format!("{x} computed by {}", std::process::id())
 }
 
+#[cachier(cache_dir = scratch("probed"))]
+fn probed(x: u64) -> String {
+    format!("{x} computed by {}", std::process::id())
+}
+
 #[cachier(cache_dir = scratch("replaced"))]
 fn replaced(x: u64) -> String {
     format!("{x} computed by {}", std::process::id())
@@ -79,6 +84,7 @@ fn child() {
         }
         "store" => say(&format!("value={}", shared(1))),
         "overwrite" => say(&format!("value={}", shared.overwrite_cache(1))),
+        "probe" => say(&format!("value={}", probed(1))),
         "replace" => say(&format!("value={}", replaced.overwrite_cache(1))),
         "clear" => shared.clear_cache().unwrap(),
         "clearer" => {
@@ -193,6 +199,19 @@ fn values_and_clears_of_other_processes_are_seen_at_once() {
         format!("1 computed by {}", std::process::id()),
         "a clear by another process must be seen"
     );
+}
+
+#[test]
+fn a_key_this_process_found_missing_is_served_once_another_process_stores_it() {
+    probed.clear_cache().unwrap();
+    let key = probed.cache().key(&(1u64,)).unwrap();
+    // Found missing, and remembered so (a second lookup costs no syscall) ...
+    assert!(probed.cache().core().get(&key).unwrap().is_none());
+    assert!(probed.cache().core().get(&key).unwrap().is_none());
+    // ... until another process stores it.
+    let theirs = Peer::start("probe", "").value();
+    assert_eq!(probed(1), theirs);
+    assert_eq!(probed.cache_info().recalculations, 0);
 }
 
 #[test]

@@ -108,6 +108,7 @@ criterion_group!(
     hit_str_map,
     miss_and_store,
     two_threads_hot_key,
-    sixteen_threads_cold_key
+    sixteen_threads_cold_key,
+    remove_run_dirs
 );
 criterion_main!(benches);

@@ -9,7 +9,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,20 +24,7 @@ fn max_entries() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-/// The directory of this run's file cache: one of its own, so that the sizes
-/// are true without deleting anything first (for minutes after many files are
-/// deleted, ext4 creates files more slowly, stepping over their inodes). It
-/// is removed once the run is over.
-fn run_dir() -> std::path::PathBuf {
-    static RUN: LazyLock<u64> = LazyLock::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| t.as_secs())
-    });
-    bench_dir(&format!("cachier-scaling-{}", *RUN))
-}
-
-#[cachier(cache_dir = run_dir())]
+#[cachier(cache_dir = run_dir("cachier-scaling"))]
 fn cachier_file_add_scaled(a: u64, b: u64) -> u64 {
     add(a, b)
 }
@@ -83,9 +69,5 @@ fn scaling(c: &mut Criterion) {
     }
 }
 
-fn remove_run_dir(_: &mut Criterion) {
-    let _ = std::fs::remove_dir_all(run_dir());
-}
-
-criterion_group!(benches, scaling, remove_run_dir);
+criterion_group!(benches, scaling, remove_run_dirs);
 criterion_main!(benches);

@@ -18,6 +18,29 @@ pub fn bench_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A directory of this run's own, `<name>-<run>`: a file cache starts empty,
+/// as redb's does, without deleting anything first (for minutes after many
+/// files are deleted, ext4 creates files more slowly, stepping over their
+/// inodes). [`remove_run_dirs`] removes them once the run is over.
+pub fn run_dir(name: &str) -> PathBuf {
+    static RUN: LazyLock<u64> = LazyLock::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs())
+    });
+    bench_dir(&format!("{name}-{}", *RUN))
+}
+
+/// Removes the directories of [`run_dir`]: the last step of a benchmark binary.
+pub fn remove_run_dirs(_: &mut Criterion) {
+    for name in RUN_DIRS {
+        let _ = std::fs::remove_dir_all(run_dir(name));
+    }
+}
+
+/// The names given to [`run_dir`].
+const RUN_DIRS: [&str; 3] = ["cachier-add", "cachier-weigh", "cachier-scaling"];
+
 fn redb(name: &str) -> RedbCache<String, u64> {
     let dir = bench_dir("redb");
     let _ = std::fs::remove_file(dir.join(name));
@@ -51,7 +74,7 @@ pub fn cachier_memory_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
-#[cachier(cache_dir = bench_dir("cachier-add"))]
+#[cachier(cache_dir = run_dir("cachier-add"))]
 pub fn cachier_file_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
@@ -80,7 +103,7 @@ pub fn cachier_memory_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
     weigh(text, weights)
 }
 
-#[cachier(cache_dir = bench_dir("cachier-weigh"))]
+#[cachier(cache_dir = run_dir("cachier-weigh"))]
 pub fn cachier_file_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
     weigh(text, weights)
 }
@@ -127,10 +150,9 @@ pub fn bench_hits(c: &mut Criterion, group: &str, adders: &[(&str, AddFn)]) {
 /// Calls of each `add` of `adders` with arguments never seen before (a lookup
 /// that misses, then a store), side by side in `group`.
 ///
-/// Each run starts from arguments of its own, so that what earlier runs
-/// stored is never hit; nothing is cleared first, because for a minute or
-/// more after many files are deleted, ext4 allocates new inodes at a cost
-/// growing with how many went (it steps over recently deleted ones).
+/// Each run starts from arguments of its own, so that what the memory
+/// caches stored in earlier groups of the run is never hit; the file caches
+/// start each run in a directory of their own (see [`run_dir`]).
 pub fn bench_misses(c: &mut Criterion, group: &str, adders: &[(&str, AddFn)]) {
     let mut group = c.benchmark_group(group);
     group.sampling_mode(SamplingMode::Flat);

@@ -333,6 +333,9 @@ impl FileCore {
         let checked = Self::checked(dir, key);
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
+            if let Some(checked) = checked {
+                self.recent.remember_absent(*key, checked);
+            }
             return Ok(None);
         };
         let size = u64::try_from(stat.st_size).unwrap_or(0);
@@ -540,10 +543,14 @@ impl Core for FileCore {
         let checked = held.as_deref().and_then(|dir| Self::checked(dir, key));
         // A remembered entry is served as it is while no process stored its key
         // or removed files since it was checked, ...
-        if let Some((stamp, now)) = checked
-            && let Some(entry) = self.recent.current(key, stamp, now)
-        {
-            return Ok(Some(entry));
+        if let Some((stamp, now)) = checked {
+            if let Some(entry) = self.recent.current(key, stamp, now) {
+                return Ok(Some(entry));
+            }
+            // ... and a key seen without a file stays a miss the same way.
+            if self.recent.absent(key, stamp, now) {
+                return Ok(None);
+            }
         }
         let name = name_of(key, ENTRY_EXT);
         // ... and otherwise if its name still names its file.

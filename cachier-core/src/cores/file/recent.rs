@@ -15,6 +15,11 @@
 //! served with no `stat` at all. The recheck bounds how long a change made
 //! without cachier (a file deleted by hand, the directory removed) goes unseen.
 //!
+//! With counters, a key found to have no entry file is remembered as absent
+//! in the same way (its stamp, and when), so that looking it up again, as a
+//! computing caller does once it holds the key's claim, makes no syscall
+//! either.
+//!
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
 //! entries).
@@ -46,6 +51,8 @@ pub struct Recent {
 #[derive(Default)]
 struct Kept {
     by_key: KeyMap<Remembered>,
+    /// Keys that had no entry file: the key's stamp before that was seen, and when.
+    absent: KeyMap<(Stamp, SystemTime)>,
     bytes: usize,
 }
 
@@ -95,6 +102,23 @@ impl Recent {
         (checked_stamp == stamp && recent).then(|| remembered.entry.clone())
     }
 
+    /// Whether `key` had no entry file when last checked, with its stamp then
+    /// still `stamp` (taken now) and that check within [`RECHECK`] before `now`.
+    pub fn absent(&self, key: &Key, stamp: Stamp, now: SystemTime) -> bool {
+        let kept = self.lock();
+        kept.absent.get(key).is_some_and(|&(checked_stamp, checked_at)| {
+            checked_stamp == stamp && now.duration_since(checked_at).is_ok_and(|age| age < RECHECK)
+        })
+    }
+
+    /// Remembers that `key` had no entry file; `checked`: its stamp taken
+    /// before that was seen, and the time.
+    pub fn remember_absent(&self, key: Key, checked: (Stamp, SystemTime)) {
+        self.lock().keep(key, OVERHEAD, |kept| {
+            kept.absent.insert(key, checked);
+        });
+    }
+
     /// Whether an entry is kept for `key` (worth a `stat` to validate it).
     pub fn holds(&self, key: &Key) -> bool {
         self.lock().by_key.contains_key(key)
@@ -124,14 +148,9 @@ impl Recent {
             checked,
             entry: entry.clone(),
         };
-        let mut kept = self.lock();
-        if kept.bytes + cost(entry) > MAX_BYTES {
-            *kept = Kept::default();
-        }
-        kept.bytes += cost(entry);
-        if let Some(old) = kept.by_key.insert(key, remembered) {
-            kept.bytes -= cost(&old.entry);
-        }
+        self.lock().keep(key, cost(entry), |kept| {
+            kept.by_key.insert(key, remembered);
+        });
     }
 
     /// After the file of the entry kept for `key` was touched (see
@@ -149,14 +168,34 @@ impl Recent {
     }
 
     pub fn forget(&self, key: &Key) {
-        let mut kept = self.lock();
-        if let Some(old) = kept.by_key.remove(key) {
-            kept.bytes -= cost(&old.entry);
-        }
+        self.lock().forget(key);
     }
 
     pub fn forget_all(&self) {
         *self.lock() = Kept::default();
+    }
+}
+
+impl Kept {
+    /// Forgets what is kept of `key`, then keeps what `insert` puts in its
+    /// place, which costs `bytes`: everything is dropped first if it would
+    /// then exceed [`MAX_BYTES`].
+    fn keep(&mut self, key: Key, bytes: usize, insert: impl FnOnce(&mut Kept)) {
+        self.forget(&key);
+        if self.bytes + bytes > MAX_BYTES {
+            *self = Kept::default();
+        }
+        self.bytes += bytes;
+        insert(self);
+    }
+
+    fn forget(&mut self, key: &Key) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.bytes -= cost(&old.entry);
+        }
+        if self.absent.remove(key).is_some() {
+            self.bytes -= OVERHEAD;
+        }
     }
 }
 
