@@ -92,6 +92,35 @@ fn the_file_core_evicts_the_least_recently_used_across_processes() {
     assert!(filed.cache_info().evictions >= 2);
 }
 
+#[cachier(cache_dir = scratch("marked"), max_entries = 10)]
+fn marked(x: u64) -> u64 {
+    x
+}
+
+#[test]
+fn a_read_marks_a_file_entry_used_at_most_once_a_minute() {
+    marked.clear_cache().unwrap();
+    marked(1);
+    let path = marked
+        .cache_dpath()
+        .unwrap()
+        .join(format!("{}.cachier", marked.cache().key(&(1u64,)).unwrap()));
+    let half_a_minute_ago = SystemTime::now() - Duration::from_secs(30);
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(half_a_minute_ago)
+        .unwrap();
+    assert_eq!(marked(1), 1);
+    assert_eq!(marked.cache_info().hits, 1);
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    assert_eq!(
+        modified, half_a_minute_ago,
+        "a read wrote the file of an entry used 30 s ago"
+    );
+}
+
 #[cachier(cache_dir = scratch("bytes"), max_bytes = "5KB")]
 fn blob(x: u64, len: usize) -> Vec<u8> {
     vec![x as u8; len]

@@ -105,7 +105,7 @@ pub trait Core: Send + Sync + 'static {
     ///
     /// The memory core counts an entry used at every store and read; the
     /// file core at every store, and at a read if the entry was not used in
-    /// the last second (the file's modification time is the record).
+    /// the last minute (the file's modification time is the record).
     ///
     /// # Errors
     /// A failure of the store.

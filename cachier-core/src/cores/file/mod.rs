@@ -29,9 +29,10 @@
 //!
 //! An entry file's modification time is when the entry was last used, shared
 //! by every process: a store sets it, and a read that checks the file (at
-//! least once a second) sets it again (one `utimensat`) if it is a second or
-//! more old. Evictions under a [`Budget`]
-//! take the entries of the oldest ones first.
+//! least once a second) sets it again (one `utimensat`) if it is a minute or
+//! more old, so that reads of a busy cache seldom write an inode (memcached
+//! bumps an item in its LRU at most once a minute for the same reason).
+//! Evictions under a [`Budget`] take the entries of the oldest ones first.
 
 mod claims;
 mod dir;
@@ -75,7 +76,7 @@ const GRACE: Duration = Duration::from_secs(60);
 const VERSION_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How finely uses of an entry are told apart: a read marks its entry used
 /// only if it was not used within this time.
-const USE_RESOLUTION: Duration = Duration::from_secs(1);
+const USE_RESOLUTION: Duration = Duration::from_secs(60);
 /// Longest function directory name kept as it is; longer ones are shortened
 /// and end in a digest of the whole.
 const MAX_DIR_NAME: usize = 200;
