@@ -19,6 +19,8 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
+#[cfg(target_os = "linux")]
+use super::claims::Claims;
 use super::generations::Generations;
 use super::trust::{self, Sharing};
 use crate::error::{Error, Result};
@@ -27,6 +29,9 @@ pub(super) struct Dir {
     fd: OwnedFd,
     /// Its generation counters, once mapped (see `generations`).
     generations: Option<Generations>,
+    /// The claims held through this handle (see `claims`).
+    #[cfg(target_os = "linux")]
+    claims: Claims,
 }
 
 /// Where a process finds its open files by number (Linux).
@@ -44,6 +49,8 @@ impl From<OwnedFd> for Dir {
         Dir {
             fd,
             generations: None,
+            #[cfg(target_os = "linux")]
+            claims: Claims::default(),
         }
     }
 }
@@ -58,6 +65,12 @@ impl Dir {
     /// Its generation counters, if mapped.
     pub fn generations(&self) -> Option<&Generations> {
         self.generations.as_ref()
+    }
+
+    /// The claims held through this handle.
+    #[cfg(target_os = "linux")]
+    pub fn claims(&self) -> &Claims {
+        &self.claims
     }
 
     /// After `count` files were removed from the directory: tells the

@@ -607,8 +607,12 @@ impl Core for FileCore {
     }
 
     fn clear_claims(&self) -> Result<()> {
-        self.remove_where(&[Kind::Claims, Kind::Lock], |_, _, _| true)
-            .map(drop)
+        self.remove_where(&[Kind::Claims, Kind::Lock], |_, _, _| true)?;
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = self.held_dir() {
+            dir.claims().forget_all();
+        }
+        Ok(())
     }
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
