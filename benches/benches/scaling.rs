@@ -69,5 +69,42 @@ fn scaling(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, scaling, remove_run_dirs);
+/// What the largest caches take on disk, and how long `clear_cache` of the
+/// file cache takes: printed, being one-off measurements rather than criterion's.
+fn disk_and_clear(_: &mut Criterion) {
+    let Some(dir) = cachier_file_add_scaled.cache_dpath() else {
+        return;
+    };
+    let (files, bytes) = disk_usage(&dir);
+    let started = Instant::now();
+    let cleared = cachier_file_add_scaled.clear_cache();
+    eprintln!(
+        "cachier/file: {files} files, {:.1} MB on disk; clear_cache took {:.1?} ({cleared:?})",
+        bytes as f64 / 1e6,
+        started.elapsed()
+    );
+    let (_, bytes) = disk_usage(&bench_dir("redb"));
+    eprintln!(
+        "cached/redb: {:.1} MB on disk (both of its stores)",
+        bytes as f64 / 1e6
+    );
+}
+
+/// The number of files under `dir` and the bytes the filesystem allocated to them.
+fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = (0, 0);
+    for item in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = item.metadata() else { continue };
+        if meta.is_dir() {
+            let (files, bytes) = disk_usage(&item.path());
+            total = (total.0 + files, total.1 + bytes);
+        } else {
+            total = (total.0 + 1, total.1 + meta.blocks() * 512);
+        }
+    }
+    total
+}
+
+criterion_group!(benches, scaling, disk_and_clear, remove_run_dirs);
 criterion_main!(benches);

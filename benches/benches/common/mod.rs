@@ -41,9 +41,17 @@ pub fn remove_run_dirs(_: &mut Criterion) {
 /// The names given to [`run_dir`].
 const RUN_DIRS: [&str; 3] = ["cachier-add", "cachier-weigh", "cachier-scaling"];
 
+/// A redb store of its own for this run: `cached` keeps it in
+/// `<name>_v<format version>.redb`, removed first.
 fn redb(name: &str) -> RedbCache<String, u64> {
     let dir = bench_dir("redb");
-    let _ = std::fs::remove_file(dir.join(name));
+    let earlier = format!("{name}_v");
+    for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let file_name = file.file_name();
+        if file_name.to_string_lossy().starts_with(&earlier) {
+            let _ = std::fs::remove_file(file.path());
+        }
+    }
     RedbCache::builder(name)
         .disk_dir(&dir)
         .durable(false)
