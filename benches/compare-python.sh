@@ -21,14 +21,14 @@ fi
 
 if [ -n "${BENCH_ALL:-}" ]; then
   cargo bench -p cachier-bench --bench cores
-  # The cores bench removed its file caches at its end. For up to five
-  # minutes after, ext4 steps over the deleted inodes whenever it creates a
-  # file (recently_deleted), which would make file stores look several times
-  # slower: let that pass.
-  sleep 300
   cargo bench -p cachier-bench --bench scaling
 else
   CACHIER_BENCH_MAX_ENTRIES=2000 cargo bench -p cachier-bench --bench scaling
 fi
 
 "$venv/bin/python" benches/report.py
+
+# The file caches of the benches, each in a directory of its run's own, are
+# removed last: for minutes after many files are deleted, ext4 creates files
+# more slowly, which would have slowed every file store measured after.
+rm -rf target/tmp/bench/cachier-*-*

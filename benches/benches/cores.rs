@@ -108,7 +108,6 @@ criterion_group!(
     hit_str_map,
     miss_and_store,
     two_threads_hot_key,
-    sixteen_threads_cold_key,
-    remove_run_dirs
+    sixteen_threads_cold_key
 );
 criterion_main!(benches);

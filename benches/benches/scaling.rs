@@ -106,5 +106,5 @@ fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
     total
 }
 
-criterion_group!(benches, scaling, disk_and_clear, remove_run_dirs);
+criterion_group!(benches, scaling, disk_and_clear);
 criterion_main!(benches);

@@ -18,10 +18,11 @@ pub fn bench_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A directory of this run's own, `<name>-<run>`: a file cache starts empty,
-/// as redb's does, without deleting anything first (for minutes after many
-/// files are deleted, ext4 creates files more slowly, stepping over their
-/// inodes). [`remove_run_dirs`] removes them once the run is over.
+/// A directory of this run's own, `<name>-<run>`, so that a file cache
+/// starts empty, as redb's does, without deleting anything first: for
+/// minutes after many files are deleted, ext4 steps over their inodes
+/// whenever it creates a file, and file stores look several times slower.
+/// `benches/compare-python.sh` removes them once everything is measured.
 pub fn run_dir(name: &str) -> PathBuf {
     static RUN: LazyLock<u64> = LazyLock::new(|| {
         std::time::SystemTime::now()
@@ -31,24 +32,13 @@ pub fn run_dir(name: &str) -> PathBuf {
     bench_dir(&format!("{name}-{}", *RUN))
 }
 
-/// Removes the directories of [`run_dir`]: the last step of a benchmark binary.
-pub fn remove_run_dirs(_: &mut Criterion) {
-    for name in RUN_DIRS {
-        let _ = std::fs::remove_dir_all(run_dir(name));
-    }
-}
-
-/// The names given to [`run_dir`].
-const RUN_DIRS: [&str; 3] = ["cachier-add", "cachier-weigh", "cachier-scaling"];
-
 /// A redb store of its own for this run: `cached` keeps it in
 /// `<name>_v<format version>.redb`, removed first.
 fn redb(name: &str) -> RedbCache<String, u64> {
     let dir = bench_dir("redb");
     let earlier = format!("{name}_v");
     for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let file_name = file.file_name();
-        if file_name.to_string_lossy().starts_with(&earlier) {
+        if file.file_name().to_string_lossy().starts_with(&earlier) {
             let _ = std::fs::remove_file(file.path());
         }
     }

@@ -14,7 +14,6 @@
 //! claims go to a new one, and a caller that locked the old file just before
 //! sees that the name no longer names its file, and tries again.
 
-#[cfg(target_os = "linux")]
 use std::io;
 use std::sync::Arc;
 

@@ -247,25 +247,20 @@ impl Dir {
     /// `O_TMPFILE`), to be named by [`link`](Self::link) once written: a
     /// writer killed before that leaves nothing behind. `Ok(None)` where
     /// the filesystem, the kernel or a missing `/proc` rule it out.
+    #[cfg(target_os = "linux")]
     pub fn create_unnamed(&self, sharing: Sharing) -> io::Result<Option<File>> {
-        #[cfg(target_os = "linux")]
-        {
-            static PROC: std::sync::LazyLock<bool> =
-                std::sync::LazyLock::new(|| Path::new(PROC_FDS).is_dir());
-            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-            match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(sharing.file_mode())) {
-                Ok(fd) if *PROC => {
-                    widen_for_group(&fd, sharing)?;
-                    Ok(Some(File::from(fd)))
-                }
-                Ok(_) | Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+        static PROC: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| Path::new(PROC_FDS).is_dir());
+        if !*PROC {
+            return Ok(None);
         }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = sharing;
-            Ok(None)
+        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(sharing.file_mode())) {
+            Ok(fd) => {
+                widen_for_group(&fd, sharing)?;
+                Ok(Some(File::from(fd)))
+            }
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
