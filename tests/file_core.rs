@@ -280,6 +280,20 @@ fn an_entry_file_removed_by_hand_is_a_miss_within_a_second() {
 }
 
 #[test]
+fn a_directory_removed_by_hand_is_made_again_within_a_second() {
+    let dir = scratch("dir-by-hand");
+    let cache = build_of(&dir, "body 1");
+    assert_eq!(report(&cache, 1, "first"), "first");
+    let dpath = cache.dpath().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Seen, like files removed by hand, once the last look is a second old.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(report(&cache, 2, "second"), "second");
+    assert_eq!(entry_files(&dpath).len(), 1, "stored in the directory made again");
+    assert_eq!(report(&cache, 2, "third"), "second");
+}
+
+#[test]
 fn group_shared_directories_keep_no_generation_counters() {
     use cachier::{Core, Entry, FileCore, Key, Sharing};
     let dir = scratch("group");

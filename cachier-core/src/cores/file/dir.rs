@@ -13,6 +13,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use rustix::fs::{
     AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT,
@@ -22,6 +25,7 @@ use rustix::io::Errno;
 #[cfg(target_os = "linux")]
 use super::claims::Claims;
 use super::generations::Generations;
+use super::recent::RECHECK;
 use super::trust::{self, Sharing};
 use crate::error::{Error, Result};
 
@@ -32,6 +36,9 @@ pub(super) struct Dir {
     /// The claims held through this handle (see `claims`).
     #[cfg(target_os = "linux")]
     claims: Claims,
+    /// When [`is_removed`](Self::is_removed) last found the directory in
+    /// place: nanoseconds after a process-wide instant, 0 for never.
+    found_at: AtomicU64,
 }
 
 /// Where a process finds its open files by number (Linux).
@@ -51,6 +58,7 @@ impl From<OwnedFd> for Dir {
             generations: None,
             #[cfg(target_os = "linux")]
             claims: Claims::default(),
+            found_at: AtomicU64::new(0),
         }
     }
 }
@@ -182,10 +190,22 @@ impl Dir {
         }
     }
 
-    /// Whether the directory was removed since it was opened (its handle then
-    /// names a directory nobody else sees).
+    /// Whether the directory was removed (the last link to it gone), checked
+    /// at most once per [`RECHECK`]: in between, `false` without a syscall.
+    /// A directory removed by hand is thus seen within that time, as files
+    /// changed by hand are (see `recent`).
     pub fn is_removed(&self) -> bool {
-        rustix::fs::fstat(&self.fd).is_ok_and(|stat| stat.st_nlink == 0)
+        static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+        let now = u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let found_at = self.found_at.load(Ordering::Relaxed);
+        if found_at != 0 && now.saturating_sub(found_at) < RECHECK.as_nanos() as u64 {
+            return false;
+        }
+        let removed = rustix::fs::fstat(&self.fd).is_ok_and(|stat| stat.st_nlink == 0);
+        if !removed {
+            self.found_at.store(now.max(1), Ordering::Relaxed);
+        }
+        removed
     }
 
     /// Opens the regular file `name` for reading; `Ok(None)` if there is none.
@@ -267,16 +287,40 @@ impl Dir {
     /// Names the file `file` (made by [`create_unnamed`](Self::create_unnamed))
     /// `name`; `Ok(false)` if something has that name already (it is left as
     /// it is).
+    ///
+    /// Through the descriptor itself (`AT_EMPTY_PATH`: Linux 6.10 and later
+    /// allow it to the file's opener, earlier kernels to privileged callers
+    /// only), else through `/proc/self/fd`, which costs a path lookup more.
     #[cfg(target_os = "linux")]
     pub fn link(&self, file: &File, name: &str) -> io::Result<bool> {
-        use std::os::fd::AsRawFd;
-        // The documented way to name an O_TMPFILE file without privileges.
-        let source = format!("{PROC_FDS}/{}", file.as_raw_fd());
-        match rustix::fs::linkat(rustix::fs::CWD, &*source, &self.fd, name, AtFlags::SYMLINK_FOLLOW) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static DESCRIPTOR_REFUSED: AtomicBool = AtomicBool::new(false);
+        let linked = match DESCRIPTOR_REFUSED.load(Ordering::Relaxed) {
+            false => match rustix::fs::linkat(file, "", &self.fd, name, AtFlags::EMPTY_PATH) {
+                Err(Errno::NOENT | Errno::PERM) => {
+                    let through_proc = self.link_through_proc(file, name);
+                    if through_proc.is_ok() {
+                        DESCRIPTOR_REFUSED.store(true, Ordering::Relaxed);
+                    }
+                    through_proc
+                }
+                other => other,
+            },
+            true => self.link_through_proc(file, name),
+        };
+        match linked {
             Ok(()) => Ok(true),
             Err(Errno::EXIST) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// [`link`](Self::link) the way any Linux allows it without privileges.
+    #[cfg(target_os = "linux")]
+    fn link_through_proc(&self, file: &File, name: &str) -> rustix::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let source = format!("{PROC_FDS}/{}", file.as_raw_fd());
+        rustix::fs::linkat(rustix::fs::CWD, &*source, &self.fd, name, AtFlags::SYMLINK_FOLLOW)
     }
 
     /// Opens `name` for locking, creating it if missing; never follows a link.
@@ -375,4 +419,35 @@ fn not_regular(what: &str) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("{what}, not a regular file: never followed or read"),
     )
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn unnamed_files_are_named_through_their_descriptor_or_proc() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("f");
+        let dir = Dir::open(&path, Sharing::Private, true).unwrap().unwrap();
+        for (name, through_proc) in [("a", false), ("b", true)] {
+            let mut file = dir
+                .create_unnamed(Sharing::Private)
+                .unwrap()
+                .expect("O_TMPFILE where tests run");
+            file.write_all(name.as_bytes()).unwrap();
+            if through_proc {
+                dir.link_through_proc(&file, name).unwrap();
+            } else {
+                assert!(dir.link(&file, name).unwrap());
+            }
+            assert_eq!(std::fs::read(path.join(name)).unwrap(), name.as_bytes());
+            assert!(
+                !dir.link(&file, name).unwrap(),
+                "an existing name is left as it is"
+            );
+        }
+    }
 }
