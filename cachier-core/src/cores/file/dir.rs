@@ -269,7 +269,7 @@ impl Dir {
     /// the filesystem, the kernel or a missing `/proc` rule it out.
     #[cfg(target_os = "linux")]
     pub fn create_unnamed(&self, sharing: Sharing) -> io::Result<Option<File>> {
-        static PROC: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| Path::new(PROC_FDS).is_dir());
+        static PROC: LazyLock<bool> = LazyLock::new(|| Path::new(PROC_FDS).is_dir());
         if !*PROC {
             return Ok(None);
         }
@@ -293,7 +293,7 @@ impl Dir {
     /// only), else through `/proc/self/fd`, which costs a path lookup more.
     #[cfg(target_os = "linux")]
     pub fn link(&self, file: &File, name: &str) -> io::Result<bool> {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::AtomicBool;
         static DESCRIPTOR_REFUSED: AtomicBool = AtomicBool::new(false);
         let linked = match DESCRIPTOR_REFUSED.load(Ordering::Relaxed) {
             false => match rustix::fs::linkat(file, "", &self.fd, name, AtFlags::EMPTY_PATH) {
