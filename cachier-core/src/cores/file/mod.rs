@@ -543,15 +543,12 @@ impl Core for FileCore {
         let held = self.held_dir();
         let checked = held.as_deref().and_then(|dir| Self::checked(dir, key));
         // A remembered entry is served as it is while no process stored its key
-        // or removed files since it was checked, ...
-        if let Some((stamp, now)) = checked {
-            if let Some(entry) = self.recent.current(key, stamp, now) {
-                return Ok(Some(entry));
-            }
-            // ... and a key seen without a file stays a miss the same way.
-            if self.recent.absent(key, stamp, now) {
-                return Ok(None);
-            }
+        // or removed files since it was checked (and a key seen without a file
+        // stays a miss the same way), ...
+        if let Some((stamp, now)) = checked
+            && let Some(known) = self.recent.current(key, stamp, now)
+        {
+            return Ok(known);
         }
         let name = name_of(key, ENTRY_EXT);
         // ... and otherwise if its name still names its file.

@@ -92,23 +92,25 @@ impl Recent {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The entry kept for `key` if its stamp is still `stamp` (taken now) and
-    /// its file was checked within [`RECHECK`] before `now`: no `stat` needed.
-    pub fn current(&self, key: &Key, stamp: Stamp, now: SystemTime) -> Option<Entry> {
-        let kept = self.lock();
-        let remembered = kept.by_key.get(key)?;
-        let (checked_stamp, checked_at) = remembered.checked?;
-        let recent = now.duration_since(checked_at).is_ok_and(|age| age < RECHECK);
-        (checked_stamp == stamp && recent).then(|| remembered.entry.clone())
-    }
-
-    /// Whether `key` had no entry file when last checked, with its stamp then
-    /// still `stamp` (taken now) and that check within [`RECHECK`] before `now`.
-    pub fn absent(&self, key: &Key, stamp: Stamp, now: SystemTime) -> bool {
-        let kept = self.lock();
-        kept.absent.get(key).is_some_and(|&(checked_stamp, checked_at)| {
+    /// What is known of `key` without a `stat`, if its stamp is still `stamp`
+    /// (taken now) and its file was checked within [`RECHECK`] before `now`:
+    /// `Some(Some(entry))` for an entry kept, `Some(None)` for a key that had
+    /// no file; `None` when the file must be checked.
+    pub fn current(&self, key: &Key, stamp: Stamp, now: SystemTime) -> Option<Option<Entry>> {
+        let fresh = |(checked_stamp, checked_at): (Stamp, SystemTime)| {
             checked_stamp == stamp && now.duration_since(checked_at).is_ok_and(|age| age < RECHECK)
-        })
+        };
+        let kept = self.lock();
+        if let Some(remembered) = kept.by_key.get(key) {
+            return remembered
+                .checked
+                .filter(|&checked| fresh(checked))
+                .map(|_| Some(remembered.entry.clone()));
+        }
+        kept.absent
+            .get(key)
+            .filter(|&&checked| fresh(checked))
+            .map(|_| None)
     }
 
     /// Remembers that `key` had no entry file; `checked`: its stamp taken
