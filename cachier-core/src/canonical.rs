@@ -338,11 +338,10 @@ counted_compound!(
     SerializeStructVariant::serialize_field(&'static str),
 );
 
-/// An item whose elements are encoded one by one and written sorted, so their
-/// iteration order does not matter (maps, unordered sets).
 /// An item whose elements (or map entries) are put in the order of their
-/// encodings: each is encoded in place, after the tag and a count patched in
-/// at the end, and the run is then reordered with one copy.
+/// encodings, so that their iteration order does not matter (maps, unordered
+/// sets): each is encoded in place, after the tag and a count patched in at
+/// the end, and the run is then reordered with one copy.
 struct Sorted<'a> {
     out: &'a mut Vec<u8>,
     /// Where the first element begins in `out`.

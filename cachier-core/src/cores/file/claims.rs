@@ -40,6 +40,7 @@ mod byte_locks {
     use std::sync::{Mutex, PoisonError};
 
     use super::*;
+    use crate::cores::file::dir::{Identity, identity};
 
     /// The claims a directory handle holds: its `claims` file, opened once,
     /// and the keys claimed through it.
@@ -50,8 +51,8 @@ mod byte_locks {
 
     #[derive(Default)]
     struct State {
-        /// The claims file as last opened, with its device and inode.
-        file: Option<(Arc<File>, (u64, u64))>,
+        /// The claims file as last opened, with its identity.
+        file: Option<(Arc<File>, Identity)>,
         /// The keys claimed through this handle, each with the number of its claim.
         held: HashMap<Key, u64>,
         claims: u64,
@@ -90,7 +91,7 @@ mod byte_locks {
             if !lock_byte(&file, offset, libc::F_WRLCK)? {
                 return Ok(None);
             }
-            if dir.stat(FILE_NAME)?.is_some_and(|now| identity(&now) == opened) {
+            if dir.names(FILE_NAME, opened)? {
                 break file;
             }
             // Unlinked or replaced since it was opened: claim in the new one.
@@ -138,11 +139,5 @@ mod byte_locks {
             Some(libc::EAGAIN | libc::EACCES) => Ok(false),
             _ => Err(error),
         }
-    }
-
-    /// What tells one file from another: its device and inode.
-    #[allow(clippy::unnecessary_cast)] // the widths of `stat`'s fields differ between platforms
-    fn identity(stat: &rustix::fs::Stat) -> (u64, u64) {
-        (stat.st_dev as u64, stat.st_ino as u64)
     }
 }

@@ -359,12 +359,10 @@ impl Dir {
         Ok(rustix::fs::fstatfs(&self.fd)?)
     }
 
-    /// Whether `name` still names the file `file` is open on.
-    pub fn names(&self, name: &str, file: &File) -> io::Result<bool> {
-        let held = rustix::fs::fstat(file)?;
-        Ok(self
-            .stat(name)?
-            .is_some_and(|now| now.st_dev == held.st_dev && now.st_ino == held.st_ino))
+    /// Whether `name` still names the file of identity `held` (see
+    /// [`identity`]): a file unlinked or replaced since it was opened is not.
+    pub fn names(&self, name: &str, held: Identity) -> io::Result<bool> {
+        Ok(self.stat(name)?.is_some_and(|now| identity(&now) == held))
     }
 
     /// Renames `from` to `to`, replacing whatever `to` names (but a directory).
@@ -396,6 +394,16 @@ impl Dir {
         }
         Ok(names)
     }
+}
+
+/// What tells one file from another: its device and inode.
+pub type Identity = (u64, u64);
+
+/// The identity of the file `stat` describes.
+// The widths of `stat`'s fields differ between platforms.
+#[allow(clippy::unnecessary_cast)]
+pub fn identity(stat: &Stat) -> Identity {
+    (stat.st_dev as u64, stat.st_ino as u64)
 }
 
 fn create_root(root: &Path, sharing: Sharing) -> io::Result<()> {
