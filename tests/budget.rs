@@ -121,6 +121,43 @@ fn a_read_marks_a_file_entry_used_at_most_once_a_minute() {
     );
 }
 
+#[cachier(cache_dir = scratch("unread"))]
+fn unread(x: u64) -> u64 {
+    x
+}
+
+/// Without `O_NOATIME`, a read would write the file's inode back: on a
+/// `relatime` mount (the default) whenever its access time is not after its
+/// modification time, as it is not after a store or a mark of use.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_of_a_file_entry_leaves_its_access_time() {
+    unread.clear_cache().unwrap();
+    unread(1);
+    let path = unread
+        .cache_dpath()
+        .unwrap()
+        .join(format!("{}.cachier", unread.cache().key(&(1u64,)).unwrap()));
+    let stored = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let an_hour_before = stored - Duration::from_secs(3600);
+    let times = std::fs::FileTimes::new()
+        .set_accessed(an_hour_before)
+        .set_modified(stored);
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    assert_eq!(unread(1), 1);
+    assert_eq!(unread.cache_info().hits, 1);
+    let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
+    assert_eq!(
+        accessed, an_hour_before,
+        "a read wrote the entry file's access time"
+    );
+}
+
 #[cachier(cache_dir = scratch("bytes"), max_bytes = "5KB")]
 fn blob(x: u64, len: usize) -> Vec<u8> {
     vec![x as u8; len]

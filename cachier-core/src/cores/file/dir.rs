@@ -51,6 +51,18 @@ const READ: OFlags = OFlags::RDONLY
     .union(OFlags::NOCTTY)
     .union(OFlags::CLOEXEC);
 
+/// The times [`Dir::touch`] sets: the modification time to now, the access time left.
+const MODIFIED_NOW: Timestamps = Timestamps {
+    last_access: Timespec {
+        tv_sec: 0,
+        tv_nsec: UTIME_OMIT,
+    },
+    last_modification: Timespec {
+        tv_sec: 0,
+        tv_nsec: UTIME_NOW,
+    },
+};
+
 impl From<OwnedFd> for Dir {
     fn from(fd: OwnedFd) -> Dir {
         Dir {
@@ -210,8 +222,20 @@ impl Dir {
 
     /// Opens the regular file `name` for reading; `Ok(None)` if there is none.
     /// Anything else at that name is an [`io::ErrorKind::InvalidData`] error.
+    ///
+    /// On Linux the read leaves the file's access time as it was (`O_NOATIME`,
+    /// for files this process owns): a read of an entry writes nothing to
+    /// disk (an entry's use is its modification time, see `mark_used`).
     pub fn open_regular(&self, name: &str) -> io::Result<Option<(File, Stat)>> {
-        let fd = match rustix::fs::openat(&self.fd, name, READ, Mode::empty()) {
+        #[cfg(target_os = "linux")]
+        let opened = match rustix::fs::openat(&self.fd, name, READ | OFlags::NOATIME, Mode::empty()) {
+            // Another user's file: only its owner may leave its access time.
+            Err(Errno::PERM) => rustix::fs::openat(&self.fd, name, READ, Mode::empty()),
+            opened => opened,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let opened = rustix::fs::openat(&self.fd, name, READ, Mode::empty());
+        let fd = match opened {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
             Err(Errno::LOOP) => return Err(not_regular("a symbolic link")),
@@ -237,22 +261,19 @@ impl Dir {
     /// Sets the modification time of `name` to now (its access time is left
     /// as it is); a link is not followed.
     pub fn touch(&self, name: &str) -> io::Result<()> {
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: 0,
-                tv_nsec: UTIME_OMIT,
-            },
-            last_modification: Timespec {
-                tv_sec: 0,
-                tv_nsec: UTIME_NOW,
-            },
-        };
         Ok(rustix::fs::utimensat(
             &self.fd,
             name,
-            &times,
+            &MODIFIED_NOW,
             AtFlags::SYMLINK_NOFOLLOW,
         )?)
+    }
+
+    /// [`touch`](Self::touch) for a file this process has open: no path to
+    /// look up. Returns the file's status after.
+    pub fn touch_open(file: &File) -> io::Result<Stat> {
+        rustix::fs::futimens(file, &MODIFIED_NOW)?;
+        Ok(rustix::fs::fstat(file)?)
     }
 
     /// Creates the file `name`, which must not exist, for writing.

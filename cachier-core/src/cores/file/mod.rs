@@ -44,6 +44,7 @@ pub mod scan;
 mod trust;
 
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +78,8 @@ const VERSION_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How finely uses of an entry are told apart: a read marks its entry used
 /// only if it was not used within this time.
 const USE_RESOLUTION: Duration = Duration::from_secs(60);
+/// Entry files up to this size are read whole with one call.
+const FIRST_READ: usize = 64 * 1024;
 /// Longest function directory name kept as it is; longer ones are shortened
 /// and end in a digest of the whole.
 const MAX_DIR_NAME: usize = 200;
@@ -112,6 +115,13 @@ enum Kind {
     Temp,
     Generations,
     Claims,
+}
+
+/// An entry file whose use [`FileCore::mark_used`] records: open (no path
+/// to look up), or by its name.
+enum Used<'a> {
+    Open(&'a File),
+    Named(&'a str),
 }
 
 impl FileCore {
@@ -328,8 +338,8 @@ impl FileCore {
         }
     }
 
-    /// Reads and checks the entry file `name`, allocating no more than the size
-    /// its header declares (and only once the file's size agrees with it).
+    /// Reads and checks the entry file `name`, allocating no more than
+    /// [`FIRST_READ`] bytes until its header and its size agree.
     fn read(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
         let checked = Self::checked(dir, key);
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
@@ -339,24 +349,25 @@ impl FileCore {
             }
             return Ok(None);
         };
-        let size = u64::try_from(stat.st_size).unwrap_or(0);
-        let mut header = [0; format::HEADER_LEN];
-        if size < header.len() as u64 {
+        let size = usize::try_from(stat.st_size).unwrap_or(usize::MAX);
+        if size < format::HEADER_LEN {
             return Err(corrupt(format!("truncated: {size} bytes")));
         }
-        file.read_exact(&mut header).map_err(|e| self.error(name, e))?;
-        let len = format::file_len(format::declared_len(key, &header).map_err(corrupt)?);
-        if size != len as u64 {
+        // One read for a small entry; a larger one is read once its header
+        // vouches for its size, so that a file grown by hand is not read in.
+        let mut bytes = vec![0; size.min(FIRST_READ)];
+        file.read_exact(&mut bytes).map_err(|e| self.error(name, e))?;
+        let len = format::file_len(format::declared_len(key, &bytes[..format::HEADER_LEN]).map_err(corrupt)?);
+        if size != len {
             return Err(corrupt(format!("size {size} bytes, header says {len}")));
         }
-        let mut bytes = Vec::with_capacity(len);
-        bytes.extend_from_slice(&header);
-        file.take((len - header.len()) as u64)
-            .read_to_end(&mut bytes)
+        let first = bytes.len();
+        bytes.resize(len, 0);
+        file.read_exact(&mut bytes[first..])
             .map_err(|e| self.error(name, e))?;
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
         self.recent.remember(*key, &stat, checked, &entry);
-        self.mark_used(dir, key, name, &stat);
+        self.mark_used(dir, key, Used::Open(&file), &stat);
         Ok(Some(entry))
     }
 
@@ -367,16 +378,20 @@ impl FileCore {
             .map(|generations| (generations.stamp(key), SystemTime::now()))
     }
 
-    /// Records a read of the entry `name` (whose file `stat` describes) for
+    /// Records a read of the entry `used` (whose file `stat` describes) for
     /// eviction: sets the file's modification time to now, unless the entry
     /// was used within [`USE_RESOLUTION`]. A file this process may not touch
     /// (another user's, in a shared cache) keeps its time.
-    fn mark_used(&self, dir: &Dir, key: &Key, name: &str, stat: &Stat) {
+    fn mark_used(&self, dir: &Dir, key: &Key, used: Used<'_>, stat: &Stat) {
         let age = SystemTime::now().duration_since(modified(stat));
-        if age.is_ok_and(|age| age < USE_RESOLUTION) || dir.touch(name).is_err() {
+        if age.is_ok_and(|age| age < USE_RESOLUTION) {
             return;
         }
-        if let Ok(Some(after)) = dir.stat(name) {
+        let after = match used {
+            Used::Open(file) => Dir::touch_open(file).ok(),
+            Used::Named(name) => dir.touch(name).ok().and_then(|()| dir.stat(name).ok().flatten()),
+        };
+        if let Some(after) = after {
             self.recent.touched(key, stat, &after);
         }
     }
@@ -558,7 +573,7 @@ impl Core for FileCore {
             match dir.stat(&name).map_err(|e| self.error(&name, e))? {
                 Some(stat) => {
                     if let Some(entry) = self.recent.get(key, &stat, checked) {
-                        self.mark_used(&dir, key, &name, &stat);
+                        self.mark_used(&dir, key, Used::Named(&name), &stat);
                         return Ok(Some(entry));
                     }
                 }
