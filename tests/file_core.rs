@@ -248,6 +248,62 @@ fn clear_removes_the_other_versions_no_process_holds_at_once() {
     );
 }
 
+/// The directories of the function directory `function` that clears retired.
+fn retired_dirs(function: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(function)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("retired-"))
+        .collect()
+}
+
+#[test]
+fn a_clear_takes_every_entry_out_of_view_at_once_and_deletes_the_files_after() {
+    let dir = scratch("retire");
+    let cache = build_of(&dir, "body 1");
+    (0..100).for_each(|x| drop(report(&cache, x, "first")));
+    let version = cache.dpath().unwrap();
+    cache.clear().unwrap();
+    assert!(!version.exists(), "the entries stayed in view");
+    assert_eq!(
+        report(&cache, 1, "second"),
+        "second",
+        "a cleared entry was served"
+    );
+    assert_eq!(entry_files(&version).len(), 1, "stored in a directory of its own");
+    // Their files go on a thread of the clearing process, with nothing to wait on.
+    let function = version.parent().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !retired_dirs(function).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cleared files were never deleted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_cleared_directory_that_a_dead_process_left_goes_at_the_next_reclaim() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("retired-left");
+    let cache = build_of(&dir, "body 1");
+    report(&cache, 1, "first");
+    let version = cache.dpath().unwrap();
+    // What a process killed while deleting a directory it cleared leaves.
+    let left = version
+        .parent()
+        .unwrap()
+        .join("retired-code-0123456789abcdef-1-1");
+    std::fs::create_dir(&left).unwrap();
+    std::fs::set_permissions(&left, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let entry = entry_files(&version).remove(0);
+    std::fs::copy(&entry, left.join(entry.file_name().unwrap())).unwrap();
+    assert_eq!(cache.reclaim().unwrap(), 1, "its one entry");
+    assert!(!left.exists());
+    assert_eq!(report(&cache, 1, "second"), "first", "the current entries stay");
+}
+
 #[test]
 fn a_verbose_call_is_told_once_that_another_versions_entries_exist() {
     let dir = scratch("told");

@@ -83,7 +83,8 @@ fn the_entry_file_format_is_pinned() {
 
 #[test]
 fn the_generations_file_layout_is_pinned() {
-    // 512 little-endian u64: slot 0 counts removals in the directory, slot
+    // 512 little-endian u64: slot 0 counts removals in the directory (its
+    // top bit marks a directory a clear retired: see generations.rs), slot
     // 1 + (first 8 key bytes, little-endian) % 511 the stores of that key.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let core = FileCore::new(dir.path().join("app.f"));

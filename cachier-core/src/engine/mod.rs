@@ -290,7 +290,10 @@ impl FunctionCache {
     }
 
     /// Removes every entry of this function, and (file core) the entries of
-    /// other versions of its code that no process uses.
+    /// other versions of its code that no process uses. No process is served
+    /// a cleared entry once this returns; the file core may still be deleting
+    /// their files then, on a thread of its own (README, "What you can rely
+    /// on").
     ///
     /// # Errors
     /// A failure of the store.

@@ -206,7 +206,12 @@ impl Dir {
     /// at most once per [`RECHECK`]: in between, `false` without a syscall.
     /// A directory removed by hand is thus seen within that time, as files
     /// changed by hand are (see `recent`).
+    /// A retired directory (see [`Generations::retire`]) counts as removed,
+    /// at once.
     pub fn is_removed(&self) -> bool {
+        if self.is_retired() {
+            return true;
+        }
         static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
         let now = u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let found_at = self.found_at.load(Ordering::Relaxed);
@@ -218,6 +223,13 @@ impl Dir {
             self.found_at.store(now.max(1), Ordering::Relaxed);
         }
         removed
+    }
+
+    /// Whether a clear renamed the directory aside (see
+    /// [`Generations::retire`]): one load from the shared counters; `false`
+    /// where there are none.
+    pub fn is_retired(&self) -> bool {
+        self.generations.as_ref().is_some_and(Generations::retired)
     }
 
     /// Opens the regular file `name` for reading; `Ok(None)` if there is none.
@@ -378,6 +390,11 @@ impl Dir {
     #[cfg(target_os = "linux")]
     pub fn statfs(&self) -> io::Result<rustix::fs::StatFs> {
         Ok(rustix::fs::fstatfs(&self.fd)?)
+    }
+
+    /// The directory's own identity (see [`identity`]).
+    pub fn identity(&self) -> io::Result<Identity> {
+        Ok(identity(&rustix::fs::fstat(&self.fd)?))
     }
 
     /// Whether `name` still names the file of identity `held` (see

@@ -2,8 +2,10 @@
 //! so that a hit on an entry this process read before costs no syscall.
 //!
 //! `<dir>/generations` is one 4 KiB page of 512 little-endian `u64`
-//! counters. Slot 0 counts the operations on the whole directory (clear,
-//! eviction, cleanup, `cachier clear` and `gc`); slot `1 + k % 511` counts the
+//! counters. Slot 0 counts the operations on the whole directory (eviction,
+//! cleanup, `cachier clear` and `gc`), and its top bit, once set, says the
+//! directory was retired by a clear (renamed aside to be deleted: its path
+//! now names another directory, or none); slot `1 + k % 511` counts the
 //! stores of the keys `k` (a key's first eight bytes) maps to. A writer bumps
 //! the slot *after* its file is in place (renamed, or removed); a reader
 //! takes the [`Stamp`] of a key (its two slots) *before* it reads or `stat`s
@@ -32,6 +34,8 @@ pub const FILE_NAME: &str = "generations";
 /// The counters mapped: one page.
 const SLOTS: usize = 512;
 const LEN: usize = SLOTS * size_of::<u64>();
+/// Slot 0's bit for a retired directory.
+const RETIRED: u64 = 1 << 63;
 
 /// The counters of one directory, mapped into this process.
 pub struct Generations {
@@ -102,6 +106,17 @@ impl Generations {
     pub fn removed(&self) {
         self.slot(0).fetch_add(1, Ordering::Release);
     }
+
+    /// After the directory was renamed aside by a clear: every process
+    /// holding it must open its path again. Changes every stamp.
+    pub fn retire(&self) {
+        self.slot(0).fetch_or(RETIRED, Ordering::Release);
+    }
+
+    /// Whether the directory was retired (see [`retire`](Self::retire)).
+    pub fn retired(&self) -> bool {
+        self.slot(0).load(Ordering::Acquire) & RETIRED != 0
+    }
 }
 
 impl Drop for Generations {
@@ -134,4 +149,29 @@ fn local_filesystem(dir: &Dir) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn local_filesystem(_: &Dir) -> bool {
     false
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Processes of every build read one another's marks: the retired bit is
+    /// pinned like the counters (tests/golden.rs pins the slots).
+    #[test]
+    fn a_retired_directory_has_the_top_bit_of_slot_0_set() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("f");
+        let dir = Dir::open(&path, Sharing::Private, true)
+            .unwrap()
+            .unwrap()
+            .with_generations(Sharing::Private);
+        let generations = dir.generations().expect("counters where tests run");
+        generations.removed();
+        assert!(!dir.is_retired());
+        generations.retire();
+        assert!(dir.is_retired() && dir.is_removed());
+        let bytes = std::fs::read(path.join(FILE_NAME)).unwrap();
+        assert_eq!(bytes[..8], ((1u64 << 63) | 1).to_le_bytes());
+        assert!(bytes[8..].iter().all(|&b| b == 0));
+    }
 }

@@ -68,6 +68,8 @@ const LOCK_EXT: &str = "lock";
 const TEMP_EXT: &str = "tmp";
 /// How the name of a version's directory begins.
 const VERSION_PREFIX: &str = "code-";
+/// What a clear renames a version's directory to begins with this.
+const RETIRED_PREFIX: &str = "retired-";
 /// Temporary and lock files untouched this long, and held by no process, were
 /// left by a killed writer and are reclaimed.
 const GRACE: Duration = Duration::from_secs(60);
@@ -78,6 +80,9 @@ const VERSION_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How finely uses of an entry are told apart: a read marks its entry used
 /// only if it was not used within this time.
 const USE_RESOLUTION: Duration = Duration::from_secs(60);
+/// How many directories a store or claim tries while clears by other
+/// processes retire each one under it (see [`FileCore::retire`]).
+const ATTEMPTS: usize = 8;
 /// Entry files up to this size are read whole with one call.
 const FIRST_READ: usize = 64 * 1024;
 /// Longest function directory name kept as it is; longer ones are shortened
@@ -237,24 +242,33 @@ impl FileCore {
         }
         let dir = match (&self.version, self.path.parent()) {
             (Some(version), Some(function)) => match Dir::open(function, self.sharing, create)? {
-                Some(function) => {
-                    let dir = function.child(version.as_str(), &self.path, self.sharing, create)?;
-                    if let Some(dir) = &dir {
-                        dir.hold().map_err(|e| Error::io(&self.path, e))?;
-                        // The version's last use, for `reclaim_versions`; a
-                        // directory this process may not touch keeps its time.
-                        let _ = function.touch(version);
-                    }
-                    dir
-                }
+                Some(function) => self.open_version(&function, version, create)?,
                 None => None,
             },
-            _ => Dir::open(&self.path, self.sharing, create)?,
+            _ => Dir::open(&self.path, self.sharing, create)?.map(|dir| dir.with_generations(self.sharing)),
         };
         // A directory opened anew (it was removed) holds none of the entries kept.
         self.recent.forget_all();
-        *slot = dir.map(|dir| Arc::new(dir.with_generations(self.sharing)));
+        *slot = dir.map(Arc::new);
         Ok(slot.clone())
+    }
+
+    /// Opens (or creates) the version's directory in `function`, holds it and
+    /// maps its counters. `None` also if a clear renamed it aside meanwhile
+    /// (see [`retire`](Self::retire)): counters mapped after the clear's
+    /// deletion began would be new ones, never marked retired.
+    fn open_version(&self, function: &Dir, version: &str, create: bool) -> Result<Option<Dir>> {
+        let Some(dir) = function.child(version, &self.path, self.sharing, create)? else {
+            return Ok(None);
+        };
+        let io = |e| Error::io(&self.path, e);
+        dir.hold().map_err(io)?;
+        // The version's last use, for `reclaim_versions`; a directory this
+        // process may not touch keeps its time.
+        let _ = function.touch(version);
+        let dir = dir.with_generations(self.sharing);
+        let named = function.names(version, dir.identity().map_err(io)?).map_err(io)?;
+        Ok(named.then_some(dir))
     }
 
     /// The directory of the function and its path, for a versioned core whose
@@ -278,14 +292,22 @@ impl FileCore {
 
     /// Removes the directories of the function's other versions that no
     /// process holds and none used within `grace` (opened or stored into),
-    /// with their files; returns how many entries went. A version's
-    /// directory is skipped if it is not trusted or if it holds files of
-    /// other names than this core's.
+    /// and those that clears retired (see [`retire`](FileCore::retire)),
+    /// with their files; returns how many entries went. A directory is
+    /// skipped if it is not trusted, and kept if it holds files of other
+    /// names than this core's.
     fn reclaim_versions(&self, grace: Duration) -> Result<u64> {
         let Some((function, path)) = self.function_dir()? else {
             return Ok(0);
         };
         let mut removed = 0;
+        let retired = function.list().map_err(|e| Error::io(path, e))?;
+        for name in retired.into_iter().filter(|name| is_retired(name)) {
+            let path = path.join(&name);
+            if let Ok(Some(dir)) = function.child(name.as_str(), &path, self.sharing, false) {
+                removed += remove_version(&function, &name, &dir, &path)?;
+            }
+        }
         for name in self.other_versions(&function)? {
             let used_within_grace = function
                 .stat(&name)
@@ -299,32 +321,103 @@ impl FileCore {
             let Ok(Some(other)) = function.child(name.as_str(), &path, self.sharing, false) else {
                 continue;
             };
-            if !other.unheld() {
-                continue;
+            if other.unheld() {
+                removed += remove_version(&function, &name, &other, &path)?;
             }
-            for file in other.list().map_err(|e| Error::io(&path, e))? {
-                if let Some(kind) = kind_of(&file)
-                    && other.remove(&file).map_err(|e| Error::io(path.join(&file), e))?
-                {
-                    removed += u64::from(kind == Kind::Entry);
-                }
-            }
-            function.remove_dir(&name).map_err(|e| Error::io(&path, e))?;
         }
         Ok(removed)
     }
 
-    /// The open directory, created if missing.
+    /// The open directory, created if missing. Clears by other processes
+    /// may rename it aside between its creation and its opening: it is then
+    /// created again, up to [`ATTEMPTS`] times in all.
     fn created_dir(&self) -> Result<Arc<Dir>> {
+        for _ in 1..ATTEMPTS {
+            if let Some(dir) = self.open_dir(true)? {
+                return Ok(dir);
+            }
+        }
         self.open_dir(true)?.ok_or_else(|| {
             let gone = io::Error::new(io::ErrorKind::NotFound, "removed while being created");
             Error::io(&self.path, gone)
         })
     }
 
-    /// The directory as held, without checking it still exists (for the hit path).
+    /// `op` in the directory, created if missing; done again in a new
+    /// directory (up to [`ATTEMPTS`] times in all) while it fails because a
+    /// clear retired the directory under it, so that a store or claim racing
+    /// clears lands where readers look.
+    fn with_created_dir<T>(&self, op: impl Fn(&Arc<Dir>) -> Result<T>) -> Result<T> {
+        let mut attempts = 1;
+        loop {
+            let dir = self.created_dir()?;
+            match op(&dir) {
+                Err(_) if dir.is_retired() && attempts < ATTEMPTS => attempts += 1,
+                done => return done,
+            }
+        }
+    }
+
+    /// Clears the version's directory at once, whatever it holds: renames it
+    /// aside (`retired-<version>-<pid>-<nanos>`), marks it retired in its
+    /// generation counters, so that every process holding it opens the path
+    /// anew at its next call, and deletes its files on a thread of its own
+    /// (or, if this process exits first, at the next [`reclaim`](Core::reclaim)
+    /// or clear of any process). `false` where it cannot (no counters: other
+    /// processes would not see the clear; no version): the caller then
+    /// removes the entries one by one.
+    fn retire(&self) -> Result<bool> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(true);
+        };
+        let (Some(version), Some(_)) = (&self.version, dir.generations()) else {
+            return Ok(false);
+        };
+        let Some((function, path)) = self.function_dir()? else {
+            return Ok(true);
+        };
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let retired = format!(
+            "{RETIRED_PREFIX}{version}-{}-{}",
+            std::process::id(),
+            since_epoch.as_nanos()
+        );
+        match function.rename(version, &retired) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::io(&self.path, e)),
+        }
+        // What the path named when renamed: this process's directory, or
+        // one made since by another process.
+        let retired_path = path.join(&retired);
+        let Some(renamed) = function.child(retired.as_str(), &retired_path, self.sharing, false)? else {
+            return Ok(true);
+        };
+        let renamed = renamed.with_generations(self.sharing);
+        self.dir.write().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(generations) = renamed.generations() else {
+            // Its holders have no counters either: they see its files go.
+            remove_version(&function, &retired, &renamed, &retired_path)?;
+            return Ok(true);
+        };
+        generations.retire();
+        let delete = move || {
+            if let Err(error) = remove_version(&function, &retired, &renamed, &retired_path) {
+                tracing::warn!(%error, "cachier: cache failure while deleting a cleared directory");
+            }
+        };
+        let thread = std::thread::Builder::new().name("cachier-clear".into());
+        if let Err(e) = thread.spawn(delete) {
+            tracing::warn!(error = %e, "cachier: no thread to delete a cleared directory: it stays until the next reclaim");
+        }
+        Ok(true)
+    }
+
+    /// The directory as held, unless retired by a clear, without checking it
+    /// still exists (for the hit path).
     fn held_dir(&self) -> Option<Arc<Dir>> {
-        self.dir.read().unwrap_or_else(PoisonError::into_inner).clone()
+        let held = self.dir.read().unwrap_or_else(PoisonError::into_inner);
+        held.as_ref().filter(|dir| !dir.is_retired()).cloned()
     }
 
     fn error(&self, name: &str, error: io::Error) -> Error {
@@ -476,6 +569,28 @@ impl FileCore {
 }
 
 /// Whether `name` is that of a version's directory: `code-<16 hex>`.
+/// Removes the version directory `dir`, named `name` in `function` (at
+/// `path`), with the files of this core's kinds in it; returns how many
+/// entries went. A directory left holding other files stays.
+fn remove_version(function: &Dir, name: &str, dir: &Dir, path: &Path) -> Result<u64> {
+    let mut removed = 0;
+    for file in dir.list().map_err(|e| Error::io(path, e))? {
+        if let Some(kind) = kind_of(&file)
+            && dir.remove(&file).map_err(|e| Error::io(path.join(&file), e))?
+        {
+            removed += u64::from(kind == Kind::Entry);
+        }
+    }
+    function.remove_dir(name).map_err(|e| Error::io(path, e))?;
+    Ok(removed)
+}
+
+/// Whether `name`, in a function's directory, is a version's directory
+/// that a clear retired (see [`FileCore::retire`]), to be deleted.
+fn is_retired(name: &str) -> bool {
+    name.starts_with(RETIRED_PREFIX)
+}
+
 fn is_version(name: &str) -> bool {
     name.strip_prefix(VERSION_PREFIX).is_some_and(|hex| {
         hex.len() == 16
@@ -589,24 +704,32 @@ impl Core for FileCore {
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
         self.recent.forget(key);
         let name = name_of(key, ENTRY_EXT);
-        let dir = self.created_dir()?;
-        self.write_atomically(&dir, &name, &format::encode(key, entry))
-            .map_err(|e| self.error(&name, e))?;
-        if let Some(generations) = dir.generations() {
-            generations.stored(key);
-        }
-        Ok(())
+        let bytes = format::encode(key, entry);
+        self.with_created_dir(|dir| {
+            self.write_atomically(dir, &name, &bytes)
+                .map_err(|e| self.error(&name, e))?;
+            if let Some(generations) = dir.generations() {
+                generations.stored(key);
+            }
+            Ok(())
+        })
     }
 
     fn try_claim(&self, key: &Key) -> Result<Option<Claim>> {
-        claims::try_claim(&self.created_dir()?, key, self.sharing)
-            .map_err(|e| self.error(claims::FILE_NAME, e))
+        self.with_created_dir(|dir| {
+            claims::try_claim(dir, key, self.sharing).map_err(|e| self.error(claims::FILE_NAME, e))
+        })
     }
 
-    /// Also removes the other versions no process holds, however recently used.
+    /// Also removes the other versions no process holds, however recently
+    /// used. Where it can, retires the version's directory (see
+    /// [`retire`](FileCore::retire)): its files are then deleted after the
+    /// clear returns.
     fn clear(&self) -> Result<()> {
         self.recent.forget_all();
-        self.remove_where(&[Kind::Entry], |_, _, _| true)?;
+        if !self.retire()? {
+            self.remove_where(&[Kind::Entry], |_, _, _| true)?;
+        }
         self.reclaim_versions(Duration::ZERO)?;
         self.reclaim_files().map(drop)
     }

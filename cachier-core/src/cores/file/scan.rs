@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::dir::Dir;
-use super::{Kind as FileKind, MAX_DIR_NAME, format, is_version, kind_of, modified};
+use super::{Kind as FileKind, MAX_DIR_NAME, format, is_retired, is_version, kind_of, modified};
 use crate::cores::file::Sharing;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -159,6 +159,10 @@ pub fn function(path: &Path, sharing: Sharing, depth: Depth) -> Result<Option<Fu
         .unwrap_or_default();
     let mut files = Vec::new();
     for name in dir.list().map_err(|e| Error::io(path, e))? {
+        // Cleared already: its files are being deleted.
+        if is_retired(&name) {
+            continue;
+        }
         if is_version(&name) {
             let version_path = path.join(&name);
             if let Some(version) = dir.child(name.as_str(), &version_path, sharing, false)? {
