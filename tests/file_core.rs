@@ -289,6 +289,8 @@ fn a_cleared_directory_that_a_dead_process_left_goes_at_the_next_reclaim() {
     let dir = scratch("retired-left");
     let cache = build_of(&dir, "body 1");
     report(&cache, 1, "first");
+    // The reclaim a first store starts would take what is planted below.
+    cache.wait_for_background();
     let version = cache.dpath().unwrap();
     // What a process killed while deleting a directory it cleared leaves.
     let left = version

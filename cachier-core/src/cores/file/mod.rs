@@ -305,6 +305,7 @@ impl FileCore {
         for name in retired.into_iter().filter(|name| is_retired(name)) {
             let path = path.join(&name);
             if let Ok(Some(dir)) = function.child(name.as_str(), &path, self.sharing, false) {
+                let dir = dir.with_generations(self.sharing);
                 removed += remove_version(&function, &name, &dir, &path)?;
             }
         }
@@ -387,14 +388,15 @@ impl FileCore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(Error::io(&self.path, e)),
         }
+        self.dir.write().unwrap_or_else(PoisonError::into_inner).take();
         // What the path named when renamed: this process's directory, or
-        // one made since by another process.
+        // one made since by another process. (`None`: another process's
+        // reclaim removed it already, marking it retired first.)
         let retired_path = path.join(&retired);
         let Some(renamed) = function.child(retired.as_str(), &retired_path, self.sharing, false)? else {
             return Ok(true);
         };
         let renamed = renamed.with_generations(self.sharing);
-        self.dir.write().unwrap_or_else(PoisonError::into_inner).take();
         let Some(generations) = renamed.generations() else {
             // Its holders have no counters either: they see its files go.
             remove_version(&function, &retired, &renamed, &retired_path)?;
@@ -571,8 +573,13 @@ impl FileCore {
 /// Whether `name` is that of a version's directory: `code-<16 hex>`.
 /// Removes the version directory `dir`, named `name` in `function` (at
 /// `path`), with the files of this core's kinds in it; returns how many
-/// entries went. A directory left holding other files stays.
+/// entries went. A directory left holding other files stays. It is marked
+/// retired first, where it has counters: a process that still holds it (a
+/// retired one, cleared as another process removes it) opens the path anew.
 fn remove_version(function: &Dir, name: &str, dir: &Dir, path: &Path) -> Result<u64> {
+    if let Some(generations) = dir.generations() {
+        generations.retire();
+    }
     let mut removed = 0;
     for file in dir.list().map_err(|e| Error::io(path, e))? {
         if let Some(kind) = kind_of(&file)
