@@ -27,11 +27,20 @@
 //! single `stat` relative to the directory handle, which sees every store (a
 //! new file) and clear (no file) of any process.
 //!
+//! A clear of a version's directory with counters renames it aside
+//! (`<function>/retired-<version>-<pid>-<nanos>`) and marks it retired in
+//! its counters, which sends every process holding it back to the path at
+//! its next call; a thread of the clearing process then deletes its files
+//! (see `FileCore::retire`). Clearing a million entries thus takes as
+//! long as clearing one.
+//!
 //! An entry file's modification time is when the entry was last used, shared
 //! by every process: a store sets it, and a read that checks the file (at
-//! least once a second) sets it again (one `utimensat`) if it is a minute or
+//! least once a second) sets it again (one `futimens`) if it is a minute or
 //! more old, so that reads of a busy cache seldom write an inode (memcached
 //! bumps an item in its LRU at most once a minute for the same reason).
+//! Entry files are opened with `O_NOATIME` (Linux, files the process owns),
+//! so that a read never writes their access time.
 //! Evictions under a [`Budget`] take the entries of the oldest ones first.
 
 mod claims;
@@ -81,7 +90,7 @@ const VERSION_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// only if it was not used within this time.
 const USE_RESOLUTION: Duration = Duration::from_secs(60);
 /// How many directories a store or claim tries while clears by other
-/// processes retire each one under it (see [`FileCore::retire`]).
+/// processes retire each one under it (see `FileCore::retire`).
 const ATTEMPTS: usize = 8;
 /// Entry files up to this size are read whole with one call.
 const FIRST_READ: usize = 64 * 1024;
@@ -292,7 +301,7 @@ impl FileCore {
 
     /// Removes the directories of the function's other versions that no
     /// process holds and none used within `grace` (opened or stored into),
-    /// and those that clears retired (see [`retire`](FileCore::retire)),
+    /// and those that clears retired (see [`retire`),
     /// with their files; returns how many entries went. A directory is
     /// skipped if it is not trusted, and kept if it holds files of other
     /// names than this core's.
@@ -593,7 +602,7 @@ fn remove_version(function: &Dir, name: &str, dir: &Dir, path: &Path) -> Result<
 }
 
 /// Whether `name`, in a function's directory, is a version's directory
-/// that a clear retired (see [`FileCore::retire`]), to be deleted.
+/// that a clear retired (see `FileCore::retire`), to be deleted.
 fn is_retired(name: &str) -> bool {
     name.starts_with(RETIRED_PREFIX)
 }
@@ -730,7 +739,7 @@ impl Core for FileCore {
 
     /// Also removes the other versions no process holds, however recently
     /// used. Where it can, retires the version's directory (see
-    /// [`retire`](FileCore::retire)): its files are then deleted after the
+    /// [`retire`): its files are then deleted after the
     /// clear returns.
     fn clear(&self) -> Result<()> {
         self.recent.forget_all();
