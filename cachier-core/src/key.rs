@@ -196,8 +196,9 @@ impl KeySpace {
                     canonical::encode_into(buf, args)?;
                     let mut hasher = SipHasher13::new_with_keys(k0, k1);
                     hasher.write(buf);
-                    let mut key = [0; 20];
-                    key[..16].copy_from_slice(&hasher.finish128().as_bytes());
+                    let (hash, mut key) = (hasher.finish128(), [0; 20]);
+                    key[..8].copy_from_slice(&hash.h1.to_le_bytes());
+                    key[8..16].copy_from_slice(&hash.h2.to_le_bytes());
                     // Lengths over 4 GiB wrap: the length only narrows collisions further.
                     key[16..].copy_from_slice(&(buf.len() as u32).to_le_bytes());
                     Ok(Key(key))
