@@ -69,8 +69,9 @@ fn scaling(c: &mut Criterion) {
     }
 }
 
-/// What the largest caches take on disk, and how long `clear_cache` of the
-/// file cache takes: printed, being one-off measurements rather than criterion's.
+/// What the largest caches take on disk, how long `clear_cache` of the file
+/// cache takes, and how long until its files are deleted: printed, being
+/// one-off measurements rather than criterion's.
 fn disk_and_clear(_: &mut Criterion) {
     let Some(dir) = cachier_file_add_scaled.cache_dpath() else {
         return;
@@ -78,8 +79,21 @@ fn disk_and_clear(_: &mut Criterion) {
     let (files, bytes) = disk_usage(&dir);
     let started = Instant::now();
     let cleared = cachier_file_add_scaled.clear_cache();
+    let returned = started.elapsed();
+    // The files go after the call returns, on a thread of this process,
+    // with the directory a clear renames aside (`retired-...`).
+    let retired = |function: &std::path::Path| {
+        std::fs::read_dir(function)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|item| item.file_name().to_string_lossy().starts_with("retired-"))
+    };
+    while dir.parent().is_some_and(retired) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
     eprintln!(
-        "cachier/file: {files} files, {:.1} MB on disk; clear_cache took {:.1?} ({cleared:?})",
+        "cachier/file: {files} files, {:.1} MB on disk; clear_cache returned in {returned:.1?} ({cleared:?}), its files were gone after {:.1?}",
         bytes as f64 / 1e6,
         started.elapsed()
     );
