@@ -293,7 +293,8 @@ impl FunctionCache {
     /// other versions of its code that no process uses. No process is served
     /// a cleared entry once this returns; the file core may still be deleting
     /// their files then, on a thread of its own (README, "What you can rely
-    /// on").
+    /// on"): a program that must free the disk before it exits calls
+    /// [`reclaim`](Self::reclaim) next.
     ///
     /// # Errors
     /// A failure of the store.
@@ -304,8 +305,9 @@ impl FunctionCache {
     /// Removes what the store no longer needs, now rather than in the
     /// background (where it runs once an hour per process, after a store):
     /// with the file core, the entries of other versions of the function's
-    /// code that no process holds nor used within a day, and the files of
-    /// writers that died.
+    /// code that no process holds nor used within a day, the files of
+    /// writers that died, and what clears left to delete (see
+    /// [`clear`](Self::clear)).
     /// Returns how many entries and files went.
     ///
     /// # Errors

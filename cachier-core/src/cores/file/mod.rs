@@ -299,25 +299,37 @@ impl FileCore {
             .collect())
     }
 
-    /// Removes the directories of the function's other versions that no
-    /// process holds and none used within `grace` (opened or stored into),
-    /// and those that clears retired (see [`retire`),
-    /// with their files; returns how many entries went. A directory is
-    /// skipped if it is not trusted, and kept if it holds files of other
-    /// names than this core's.
-    fn reclaim_versions(&self, grace: Duration) -> Result<u64> {
+    /// Removes the directories that clears retired (see `FileCore::retire`)
+    /// and whose files are still there: the clearing process exited before
+    /// its thread deleted them, or is deleting them still (both delete, no
+    /// harm done). Returns how many entries went; a directory not trusted is
+    /// skipped, one holding files of other names than this core's is kept.
+    fn reclaim_retired(&self) -> Result<u64> {
         let Some((function, path)) = self.function_dir()? else {
             return Ok(0);
         };
         let mut removed = 0;
-        let retired = function.list().map_err(|e| Error::io(path, e))?;
-        for name in retired.into_iter().filter(|name| is_retired(name)) {
+        let names = function.list().map_err(|e| Error::io(path, e))?;
+        for name in names.into_iter().filter(|name| is_retired(name)) {
             let path = path.join(&name);
             if let Ok(Some(dir)) = function.child(name.as_str(), &path, self.sharing, false) {
                 let dir = dir.with_generations(self.sharing);
                 removed += remove_version(&function, &name, &dir, &path)?;
             }
         }
+        Ok(removed)
+    }
+
+    /// Removes the directories of the function's other versions that no
+    /// process holds and none used within `grace` (opened or stored into),
+    /// with their files; returns how many entries went. A version's
+    /// directory is skipped if it is not trusted or if it holds files of
+    /// other names than this core's.
+    fn reclaim_versions(&self, grace: Duration) -> Result<u64> {
+        let Some((function, path)) = self.function_dir()? else {
+            return Ok(0);
+        };
+        let mut removed = 0;
         for name in self.other_versions(&function)? {
             let used_within_grace = function
                 .stat(&name)
@@ -373,7 +385,7 @@ impl FileCore {
     /// generation counters, so that every process holding it opens the path
     /// anew at its next call, and deletes its files on a thread of its own
     /// (or, if this process exits first, at the next [`reclaim`](Core::reclaim)
-    /// or clear of any process). `false` where it cannot (no counters: other
+    /// of any process). `false` where it cannot (no counters: other
     /// processes would not see the clear; no version): the caller then
     /// removes the entries one by one.
     fn retire(&self) -> Result<bool> {
@@ -579,7 +591,6 @@ impl FileCore {
     }
 }
 
-/// Whether `name` is that of a version's directory: `code-<16 hex>`.
 /// Removes the version directory `dir`, named `name` in `function` (at
 /// `path`), with the files of this core's kinds in it; returns how many
 /// entries went. A directory left holding other files stays. It is marked
@@ -607,6 +618,7 @@ fn is_retired(name: &str) -> bool {
     name.starts_with(RETIRED_PREFIX)
 }
 
+/// Whether `name` is that of a version's directory: `code-<16 hex>`.
 fn is_version(name: &str) -> bool {
     name.strip_prefix(VERSION_PREFIX).is_some_and(|hex| {
         hex.len() == 16
@@ -739,8 +751,9 @@ impl Core for FileCore {
 
     /// Also removes the other versions no process holds, however recently
     /// used. Where it can, retires the version's directory (see
-    /// [`retire`): its files are then deleted after the
-    /// clear returns.
+    /// `FileCore::retire`): its files are then deleted after the clear
+    /// returns, and what retired directories hold is left to
+    /// [`reclaim`](Core::reclaim).
     fn clear(&self) -> Result<()> {
         self.recent.forget_all();
         if !self.retire()? {
@@ -779,7 +792,7 @@ impl Core for FileCore {
     }
 
     fn reclaim(&self) -> Result<u64> {
-        Ok(self.reclaim_versions(VERSION_GRACE)? + self.reclaim_files()?)
+        Ok(self.reclaim_retired()? + self.reclaim_versions(VERSION_GRACE)? + self.reclaim_files()?)
     }
 
     /// Lists the entries of this version with their modification times:
