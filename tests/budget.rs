@@ -97,21 +97,30 @@ fn marked(x: u64) -> u64 {
     x
 }
 
+/// Stores `x` with the cached `f` afresh (`cache` is its cache), then sets the
+/// times of its entry file as `times` says; returns the file's path.
+fn stored_with_times(
+    cache: &cachier::FunctionCache,
+    f: fn(u64) -> u64,
+    x: u64,
+    times: std::fs::FileTimes,
+) -> PathBuf {
+    cache.clear().unwrap();
+    f(x);
+    let path = cache
+        .dpath()
+        .unwrap()
+        .join(format!("{}.cachier", cache.key(&(x,)).unwrap()));
+    let file = File::options().write(true).open(&path).unwrap();
+    file.set_times(times).unwrap();
+    path
+}
+
 #[test]
 fn a_read_marks_a_file_entry_used_at_most_once_a_minute() {
-    marked.clear_cache().unwrap();
-    marked(1);
-    let path = marked
-        .cache_dpath()
-        .unwrap()
-        .join(format!("{}.cachier", marked.cache().key(&(1u64,)).unwrap()));
     let half_a_minute_ago = SystemTime::now() - Duration::from_secs(30);
-    File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(half_a_minute_ago)
-        .unwrap();
+    let times = std::fs::FileTimes::new().set_modified(half_a_minute_ago);
+    let path = stored_with_times(marked.cache(), *marked, 1, times);
     assert_eq!(marked(1), 1);
     assert_eq!(marked.cache_info().hits, 1);
     let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
@@ -132,23 +141,13 @@ fn unread(x: u64) -> u64 {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_read_of_a_file_entry_leaves_its_access_time() {
-    unread.clear_cache().unwrap();
-    unread(1);
-    let path = unread
-        .cache_dpath()
-        .unwrap()
-        .join(format!("{}.cachier", unread.cache().key(&(1u64,)).unwrap()));
-    let stored = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let an_hour_before = stored - Duration::from_secs(3600);
+    // Accessed an hour before it was last used, a second ago (no mark of use).
+    let used = SystemTime::now() - Duration::from_secs(1);
+    let an_hour_before = used - Duration::from_secs(3600);
     let times = std::fs::FileTimes::new()
         .set_accessed(an_hour_before)
-        .set_modified(stored);
-    File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_times(times)
-        .unwrap();
+        .set_modified(used);
+    let path = stored_with_times(unread.cache(), *unread, 1, times);
     assert_eq!(unread(1), 1);
     assert_eq!(unread.cache_info().hits, 1);
     let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
