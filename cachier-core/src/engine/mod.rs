@@ -228,7 +228,9 @@ impl FunctionCache {
     ) -> O {
         match self.inner.begin::<O>(opts, key) {
             Begun::Served(value) => value,
-            begun => self.inner.finish::<Tokio, O>(begun, Awaited(compute)).await,
+            // Boxed, so that the call's own future (which a hit allocates
+            // too) stays small: the rest of the decision tree is large.
+            begun => Box::pin(self.inner.finish::<Tokio, O>(begun, Awaited(compute))).await,
         }
     }
 
