@@ -40,7 +40,7 @@ mod byte_locks {
     use std::sync::{Mutex, PoisonError};
 
     use super::*;
-    use crate::cores::file::dir::{Identity, identity};
+    use crate::cores::file::dir::{Identity, identity_of};
 
     /// The claims a directory handle holds: its `claims` file, opened once,
     /// and the keys claimed through it.
@@ -83,7 +83,7 @@ mod byte_locks {
                 Some(open) => open.clone(),
                 None => {
                     let file = Arc::new(dir.open_lock(FILE_NAME, sharing)?);
-                    let open = (Arc::clone(&file), identity(&rustix::fs::fstat(&*file)?));
+                    let open = (Arc::clone(&file), identity_of(&*file)?);
                     state.file = Some(open.clone());
                     open
                 }

@@ -394,7 +394,7 @@ impl Dir {
 
     /// The directory's own identity (see [`identity`]).
     pub fn identity(&self) -> io::Result<Identity> {
-        Ok(identity(&rustix::fs::fstat(&self.fd)?))
+        identity_of(&self.fd)
     }
 
     /// Whether `name` still names the file of identity `held` (see
@@ -442,6 +442,12 @@ pub type Identity = (u64, u64);
 #[allow(clippy::unnecessary_cast)]
 pub fn identity(stat: &Stat) -> Identity {
     (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// The identity of the file open as `fd` (a lock file, the claims file, a
+/// directory).
+pub fn identity_of(fd: impl std::os::fd::AsFd) -> io::Result<Identity> {
+    Ok(identity(&rustix::fs::fstat(fd)?))
 }
 
 fn create_root(root: &Path, sharing: Sharing) -> io::Result<()> {

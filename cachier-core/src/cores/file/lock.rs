@@ -13,7 +13,7 @@ use std::fs::{File, TryLockError};
 use std::io;
 use std::sync::Arc;
 
-use super::dir::{Dir, identity};
+use super::dir::{Dir, identity_of};
 use super::trust::Sharing;
 use crate::cores::Claim;
 
@@ -26,7 +26,7 @@ pub fn try_lock(dir: &Arc<Dir>, name: &str, sharing: Sharing) -> io::Result<Opti
             Err(TryLockError::WouldBlock) => return Ok(None),
             Err(TryLockError::Error(e)) => return Err(e),
         }
-        if dir.names(name, identity(&rustix::fs::fstat(&file)?))? {
+        if dir.names(name, identity_of(&file)?)? {
             let (dir, name) = (Arc::clone(dir), name.to_owned());
             return Ok(Some(Claim::new(move || release(&dir, &name, file))));
         }
