@@ -30,7 +30,8 @@ pub type Factory<'a> = &'a dyn Fn() -> Box<dyn Core>;
 macro_rules! core_contract {
     ($factory:expr) => {
         $crate::core_contract!(@each $factory;
-            missing_keys_read_as_none, stored_entries_read_back, stores_replace, keys_are_independent,
+            missing_keys_read_as_none, stored_entries_read_back, reads_lend_what_gets_return,
+            stores_replace, keys_are_independent,
             claims_are_exclusive_until_dropped, clear_removes_every_entry, clear_claims_frees_keys,
             delete_stale_removes_only_older_entries, evictions_bring_the_store_within_its_budget,
             a_second_call_is_a_hit, arguments_are_told_apart,
@@ -100,6 +101,17 @@ pub fn stored_entries_read_back(factory: Factory<'_>) {
         drift < Duration::from_millis(1),
         "computed_at drifted by {drift:?}"
     );
+}
+
+/// `read` lends the entry `get` returns, and lends nothing for a missing key.
+pub fn reads_lend_what_gets_return(factory: Factory<'_>) {
+    let core = factory();
+    core.set(&key(1), &entry(Duration::from_secs(5), b"value"))
+        .unwrap();
+    let mut lent = Vec::new();
+    core.read(&key(1), &mut |entry| lent.push(entry.clone())).unwrap();
+    core.read(&key(2), &mut |entry| lent.push(entry.clone())).unwrap();
+    assert_eq!(lent, [core.get(&key(1)).unwrap().expect("the stored entry")]);
 }
 
 /// A second `set` of one key replaces the first.

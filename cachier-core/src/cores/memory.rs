@@ -1,21 +1,27 @@
 //! The in-process core: entries live in a hash map and die with the process.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crate::budget::Budget;
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::Result;
-use crate::key::{Key, KeyMap};
+use crate::key::{Key, KeyHasher};
 
 /// Keeps entries in memory, shared by the threads of one process.
 ///
 /// Fast, but neither persistent nor shared between processes. Its size is
 /// capped only by a function's [`Budget`] (evicting the least recently
 /// stored or read entries first).
+///
+/// Reads take no lock and write no memory other threads read (see
+/// [`Core::read`]), so threads reading the same entries do not slow each
+/// other down; a store, a clear or an eviction never waits for a reader.
+/// Every method may be called from any thread.
 ///
 /// ```
 /// use cachier_core::{Core, Entry, Key, MemoryCore};
@@ -29,7 +35,7 @@ use crate::key::{Key, KeyMap};
 /// ```
 #[derive(Default)]
 pub struct MemoryCore {
-    entries: RwLock<KeyMap<Kept>>,
+    entries: papaya::HashMap<Key, Kept, BuildHasherDefault<KeyHasher>>,
     claimed: Arc<Mutex<HashSet<Key>>>,
     /// The clock of use: every store, and every read of an entry not used
     /// since the clock last moved, takes the next tick.
@@ -53,33 +59,43 @@ impl MemoryCore {
     fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// The entry kept under `key`, marked used.
+    fn used<'g>(&self, entries: &'g Entries<'_>, key: &Key) -> Option<&'g Entry> {
+        let kept = entries.get(key)?;
+        // Nothing is written while the entry is the last one used, so
+        // that readers of a hot entry do not fight over cache lines.
+        if kept.used.load(Ordering::Relaxed) != self.clock.load(Ordering::Relaxed) {
+            kept.used.store(self.tick(), Ordering::Relaxed);
+        }
+        Some(&kept.entry)
+    }
 }
 
-// A panic while holding one of these locks cannot leave the map half-updated
-// (every critical section is a single map operation), so poisoning is ignored.
+/// The map, pinned: what it holds stays alive while this is held.
+type Entries<'a> = papaya::HashMapRef<'a, Key, Kept, BuildHasherDefault<KeyHasher>, papaya::LocalGuard<'a>>;
+
+// A panic while holding the claims lock cannot leave the set half-updated
+// (every critical section is a single set operation), so poisoning is ignored.
 impl Core for MemoryCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(entries.get(key).map(|kept| {
-            // Nothing is written while the entry is the last one used, so
-            // that readers of a hot entry do not fight over cache lines.
-            if kept.used.load(Ordering::Relaxed) != self.clock.load(Ordering::Relaxed) {
-                kept.used.store(self.tick(), Ordering::Relaxed);
-            }
-            kept.entry.clone()
-        }))
+        Ok(self.used(&self.entries.pin(), key).cloned())
+    }
+
+    /// Lends the entry where it is, without cloning it.
+    fn read(&self, key: &Key, read: &mut dyn FnMut(&Entry)) -> Result<()> {
+        if let Some(entry) = self.used(&self.entries.pin(), key) {
+            read(entry);
+        }
+        Ok(())
     }
 
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
-        let used = AtomicU64::new(self.tick());
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        entries.insert(
-            *key,
-            Kept {
-                entry: entry.clone(),
-                used,
-            },
-        );
+        let kept = Kept {
+            entry: entry.clone(),
+            used: AtomicU64::new(self.tick()),
+        };
+        self.entries.pin().insert(*key, kept);
         Ok(())
     }
 
@@ -99,10 +115,7 @@ impl Core for MemoryCore {
     }
 
     fn clear(&self) -> Result<()> {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.entries.pin().clear();
         Ok(())
     }
 
@@ -115,30 +128,34 @@ impl Core for MemoryCore {
     }
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        let before = entries.len();
-        entries.retain(|_, kept| kept.entry.computed_at >= cutoff);
-        Ok((before - entries.len()) as u64)
+        let mut deleted = 0;
+        self.entries.pin().retain(|_, kept| {
+            let keep = kept.entry.computed_at >= cutoff;
+            deleted += u64::from(!keep);
+            keep
+        });
+        Ok(deleted)
     }
 
-    /// Sorts every entry by its last use under the write lock: the cost of
-    /// an eviction round grows with the number of entries.
+    /// Sorts every entry by its last use: the cost of an eviction round
+    /// grows with the number of entries. An entry stored or read while the
+    /// round runs is spared (it is no longer the one the round chose), and
+    /// counted in the next.
     fn evict(&self, budget: Budget) -> Result<Option<u64>> {
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.entries.pin();
         let all = entries
             .iter()
             .map(|(key, kept)| {
-                (
-                    kept.used.load(Ordering::Relaxed),
-                    kept.entry.value.len() as u64,
-                    *key,
-                )
+                let used = kept.used.load(Ordering::Relaxed);
+                (used, kept.entry.value.len() as u64, (*key, used))
             })
             .collect();
-        let victims = budget.victims(all);
-        for key in &victims {
-            entries.remove(key);
-        }
-        Ok(Some(victims.len() as u64))
+        let unused_since = |used| move |_: &Key, kept: &Kept| kept.used.load(Ordering::Relaxed) == used;
+        let evicted = budget
+            .victims(all)
+            .into_iter()
+            .filter(|(key, used)| matches!(entries.remove_if(key, unused_since(*used)), Ok(Some(_))))
+            .count();
+        Ok(Some(evicted as u64))
     }
 }

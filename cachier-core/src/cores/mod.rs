@@ -51,6 +51,31 @@ pub trait Core: Send + Sync + 'static {
     /// that fails its integrity checks; the engine treats both as a miss.
     fn get(&self, key: &Key) -> Result<Option<Entry>>;
 
+    /// Lends the entry stored under `key` to `read`, which is not called
+    /// when there is none: how the engine looks a call up. The default reads
+    /// the entry with [`get`](Self::get); a core that keeps its entries in
+    /// memory lends them where they are, so that threads reading one entry
+    /// write no memory they share (no reference count, no lock word).
+    ///
+    /// ```
+    /// use cachier_core::{Core, Entry, Key, MemoryCore};
+    /// let core = MemoryCore::new();
+    /// let key = Key::new("doc::f", &1u8).unwrap();
+    /// core.set(&key, &Entry::new(std::time::SystemTime::now(), vec![7])).unwrap();
+    /// let mut first = None;
+    /// core.read(&key, &mut |entry| first = Some(entry.value[0])).unwrap();
+    /// assert_eq!(first, Some(7));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    fn read(&self, key: &Key, read: &mut dyn FnMut(&Entry)) -> Result<()> {
+        if let Some(entry) = self.get(key)? {
+            read(&entry);
+        }
+        Ok(())
+    }
+
     /// Stores `entry` under `key`, replacing any previous one. Readers must see the
     /// old entry or the new one, never a mix.
     ///
@@ -178,6 +203,9 @@ impl std::fmt::Debug for Claim {
 impl<C: Core + ?Sized> Core for Box<C> {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
         (**self).get(key)
+    }
+    fn read(&self, key: &Key, read: &mut dyn FnMut(&Entry)) -> Result<()> {
+        (**self).read(key, read)
     }
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
         (**self).set(key, entry)

@@ -457,8 +457,7 @@ enum Begun<O: Outcome> {
 }
 
 enum Lookup<T> {
-    /// A usable value, with its entry's encoded bytes.
-    Fresh(T, Arc<[u8]>),
+    Fresh(T),
     Stale(T),
     Missing,
 }
@@ -502,8 +501,8 @@ impl Inner {
         if self.core.waits_on_network() {
             return Begun::Looked(call, None);
         }
-        match self.lookup::<O>(&call, self.core.get(&call.key)) {
-            Lookup::Fresh(value, _) => Begun::Served(self.serve(&call, value)),
+        match self.lookup::<O>(&call, None) {
+            Lookup::Fresh(value) => Begun::Served(self.serve(&call, value)),
             found => Begun::Looked(call, Some(found)),
         }
     }
@@ -520,12 +519,13 @@ impl Inner {
             Begun::Overwrite(call) => return self.compute_and_store::<M, O>(&call, body).await.0,
             Begun::Looked(call, Some(found)) => (call, found),
             Begun::Looked(call, None) => {
-                let found = self.lookup::<O>(&call, M::get(&self.core, call.key).await);
+                let got = M::get(&self.core, call.key).await;
+                let found = self.lookup::<O>(&call, Some(got));
                 (call, found)
             }
         };
         match found {
-            Lookup::Fresh(value, _) => self.serve(&call, value),
+            Lookup::Fresh(value) => self.serve(&call, value),
             Lookup::Stale(value) => {
                 self.stats.add(Counter::StaleHits, 1);
                 if self.options.next_time {
@@ -563,35 +563,43 @@ impl Inner {
         self.compute_once::<M, O>(call, body).await
     }
 
-    /// What the core's answer `got` to the call's lookup holds, reporting an
-    /// unreadable entry (it then counts as missing).
-    fn lookup<O: Outcome>(&self, call: &Call, got: Result<Option<Entry>>) -> Lookup<O::Stored> {
-        Self::read::<O>(call, got).unwrap_or_else(|(doing, e)| {
-            self.cache_error(doing, &e);
+    /// The call's first lookup: what the core holds for its key, decoded
+    /// from the entry it lends (or, for a core the call awaited, from its
+    /// answer `got`). An unreadable entry is reported, and counts as missing.
+    fn lookup<O: Outcome>(&self, call: &Call, got: Option<Result<Option<Entry>>>) -> Lookup<O::Stored> {
+        let mut found = Ok(Lookup::Missing);
+        let mut judge = |entry: &Entry| found = Self::judge::<O>(call, entry);
+        let read = match got {
+            None => self.core.read(&call.key, &mut judge),
+            Some(got) => got.map(|entry| entry.iter().for_each(judge)),
+        };
+        if let Err(e) = read {
+            self.cache_error("reading an entry (treated as a miss)", &e);
+            return Lookup::Missing;
+        }
+        found.unwrap_or_else(|e| {
+            self.cache_error("decoding an entry (treated as a miss)", &e);
             Lookup::Missing
         })
     }
 
-    /// Looks the call's key up again: an unreadable entry was reported by the
-    /// call's first lookup already.
-    async fn peek<M: Mode, O: Outcome>(&self, call: &Call) -> Lookup<O::Stored> {
-        Self::read::<O>(call, M::get(&self.core, call.key).await).unwrap_or(Lookup::Missing)
+    /// Looks the call's key up again, for a fresh value and its encoding (to
+    /// hand to the callers waiting here): an unreadable entry was reported
+    /// by the call's first lookup already.
+    async fn peek<M: Mode, O: Outcome>(&self, call: &Call) -> Option<(O::Stored, Arc<[u8]>)> {
+        let entry = M::get(&self.core, call.key).await.ok()??;
+        match Self::judge::<O>(call, &entry) {
+            Ok(Lookup::Fresh(value)) => Some((value, entry.value)),
+            _ => None,
+        }
     }
 
-    fn read<O: Outcome>(
-        call: &Call,
-        got: Result<Option<Entry>>,
-    ) -> Result<Lookup<O::Stored>, (&'static str, Error)> {
-        let entry = match got {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return Ok(Lookup::Missing),
-            Err(e) => return Err(("reading an entry (treated as a miss)", e)),
-        };
-        let value = codec::decode::<O::Stored>(&entry.value)
-            .map_err(|e| ("decoding an entry (treated as a miss)", e))?;
+    /// The value `entry` holds for the call, fresh or stale.
+    fn judge<O: Outcome>(call: &Call, entry: &Entry) -> Result<Lookup<O::Stored>> {
+        let value = codec::decode::<O::Stored>(&entry.value)?;
         Ok(match call.settings.stale_limit {
             Some(limit) if entry.age(SystemTime::now()) >= limit => Lookup::Stale(value),
-            _ => Lookup::Fresh(value, entry.value),
+            _ => Lookup::Fresh(value),
         })
     }
 
@@ -631,7 +639,7 @@ impl Inner {
                     return self.compute_and_store::<M, O>(call, body).await.0;
                 }
                 Landed::Nothing => {
-                    if let Lookup::Fresh(value, _) = self.peek::<M, O>(call).await {
+                    if let Some((value, _)) = self.peek::<M, O>(call).await {
                         return O::from_stored(value);
                     }
                     self.tell(
@@ -672,14 +680,14 @@ impl Inner {
             let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
             M::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_POLL);
-            if let Lookup::Fresh(value, bytes) = self.peek::<M, O>(call).await {
+            if let Some((value, bytes)) = self.peek::<M, O>(call).await {
                 pilot.land(Some(bytes));
                 return O::from_stored(value);
             }
         };
         // Another caller may have stored the value between our lookup and our claim.
         if claim.is_some()
-            && let Lookup::Fresh(value, bytes) = self.peek::<M, O>(call).await
+            && let Some((value, bytes)) = self.peek::<M, O>(call).await
         {
             pilot.land(Some(bytes));
             return O::from_stored(value);
@@ -759,7 +767,7 @@ impl Inner {
             Ok(None) => return self.tell(call, "refresh skipped: another process computes it"),
             Err(e) => return self.cache_error("claiming a key to refresh it", &e),
         };
-        if let Lookup::Fresh(_, bytes) = self.peek::<M, O>(call).await {
+        if let Some((_, bytes)) = self.peek::<M, O>(call).await {
             self.tell(call, "refresh skipped: already fresh");
             return pilot.land(Some(bytes));
         }
