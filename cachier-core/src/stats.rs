@@ -2,7 +2,7 @@
 //! [`metrics::render`](crate::metrics::render) and (feature `metrics`)
 //! published through the `metrics` crate's facade.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// What one function's cache has done since the process started.
@@ -147,7 +147,7 @@ impl Timed {
 
 /// The live counters and histograms of one function.
 pub(crate) struct Stats {
-    counts: [AtomicU64; Counter::ALL.len()],
+    counts: [Stripe; STRIPES],
     times: [Histogram; Timed::ALL.len()],
     #[cfg(feature = "metrics")]
     facade: facade::Handles,
@@ -167,8 +167,10 @@ impl Stats {
         }
     }
 
+    /// Counts `n` in the stripe of the calling thread: threads counting
+    /// at once seldom write the same cache line.
     pub fn add(&self, counter: Counter, n: u64) {
-        self.counts[counter as usize].fetch_add(n, Ordering::Relaxed);
+        self.counts[Stripe::of_thread()].0[counter as usize].fetch_add(n, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.facade.add(counter, n);
     }
@@ -193,8 +195,12 @@ impl Stats {
         self.times[timed as usize].snapshot()
     }
 
+    /// The total of `counter` over the stripes.
     pub fn count(&self, counter: Counter) -> u64 {
-        self.counts[counter as usize].load(Ordering::Relaxed)
+        self.counts
+            .iter()
+            .map(|stripe| stripe.0[counter as usize].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub fn snapshot(&self) -> CacheInfo {
@@ -209,6 +215,25 @@ impl Stats {
             hit_time: self.times(Timed::Hit).latency(),
             compute_time: self.times(Timed::Compute).latency(),
         }
+    }
+}
+
+/// How many stripes each function's counters are spread over.
+const STRIPES: usize = 8;
+
+/// One copy of every counter, alone on its cache lines (two lines: adjacent
+/// lines are fetched together).
+#[derive(Default)]
+#[repr(align(128))]
+struct Stripe([AtomicU64; Counter::ALL.len()]);
+
+impl Stripe {
+    /// The stripe the calling thread counts in: threads take stripes in
+    /// turn as they first count.
+    fn of_thread() -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local!(static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
+        STRIPE.with(|stripe| *stripe)
     }
 }
 
@@ -364,6 +389,24 @@ mod facade {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_of_every_thread_add_up() {
+        let stats = Stats::new("tests::counts");
+        std::thread::scope(|scope| {
+            for thread in 1..=2 * STRIPES as u64 {
+                let stats = &stats;
+                scope.spawn(move || (0..thread).for_each(|_| stats.add(Counter::Hits, 1)));
+            }
+        });
+        stats.add(Counter::Misses, 5);
+        let threads = 2 * STRIPES as u64;
+        assert_eq!(stats.count(Counter::Hits), threads * (threads + 1) / 2);
+        assert_eq!(
+            (stats.snapshot().hits, stats.snapshot().misses),
+            (threads * (threads + 1) / 2, 5)
+        );
+    }
 
     #[test]
     fn buckets_cover_every_value_and_stay_within_an_eighth() {
