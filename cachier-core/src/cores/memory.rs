@@ -114,6 +114,11 @@ impl Core for MemoryCore {
         })))
     }
 
+    /// Entries die with the process: the engine claims no keys.
+    fn process_local(&self) -> bool {
+        true
+    }
+
     fn clear(&self) -> Result<()> {
         self.entries.pin().clear();
         Ok(())

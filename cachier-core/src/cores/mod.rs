@@ -153,6 +153,15 @@ pub trait Core: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Whether no other process ever sees the store (the memory core): the
+    /// engine then gives the function keys that mean nothing outside this
+    /// process (see [`KeySpace::local`](crate::KeySpace::local)), and claims
+    /// no key, since its single-flight among the callers of this process
+    /// already makes one of them compute.
+    fn process_local(&self) -> bool {
+        false
+    }
+
     /// Whether an operation may wait on the network, so that async callers run
     /// it off their executor's threads. Local stores (memory, files) answer in
     /// microseconds and run inline.
@@ -182,6 +191,13 @@ impl Claim {
         Claim {
             release: Some(Box::new(release)),
         }
+    }
+
+    /// The claim on a key of a [process-local](Core::process_local) store:
+    /// the caller's flight among this process's callers is all of it, and
+    /// dropping it releases nothing.
+    pub(crate) fn in_process() -> Self {
+        Claim { release: None }
     }
 }
 
@@ -233,6 +249,9 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
     fn has_other_versions(&self) -> Result<bool> {
         (**self).has_other_versions()
+    }
+    fn process_local(&self) -> bool {
+        (**self).process_local()
     }
     fn waits_on_network(&self) -> bool {
         (**self).waits_on_network()

@@ -194,10 +194,10 @@ impl FunctionCacheBuilder {
                 (core, Some(backend))
             }
         };
-        // Memory entries die with the process: their keys need not be stable.
-        let key_space = match core.1 {
-            Some(Backend::Memory) => KeySpace::local(),
-            _ => KeySpace::new(&identity),
+        // Entries that die with the process need keys stable within it only.
+        let key_space = match core.0.process_local() {
+            true => KeySpace::local(),
+            false => KeySpace::new(&identity),
         };
         FunctionCache::new(self.function, key_space, core, self.options)
     }

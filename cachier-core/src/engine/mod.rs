@@ -40,7 +40,7 @@ use self::mode::{Blocking, Mode, block_on};
 pub use self::registry::functions;
 use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config::{self, Backend};
-use crate::cores::Core;
+use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeySpace};
@@ -664,7 +664,7 @@ impl Inner {
         let key = call.key;
         let mut pause = Duration::from_millis(1);
         let claim = loop {
-            match M::try_claim(&self.core, key).await {
+            match self.claim::<M>(key).await {
                 Ok(Some(claim)) => break Some(claim),
                 Ok(None) => {}
                 Err(e) => {
@@ -748,6 +748,15 @@ impl Inner {
         (outcome, Some(bytes))
     }
 
+    /// Claims `key` across processes, as [`Core::try_claim`]; a
+    /// process-local core is not asked (see [`Core::process_local`]).
+    async fn claim<M: Mode>(&self, key: Key) -> Result<Option<Claim>> {
+        if self.core.process_local() {
+            return Ok(Some(Claim::in_process()));
+        }
+        M::try_claim(&self.core, key).await
+    }
+
     /// The pilot of a `next_time` refresh of the call's key, unless a caller of
     /// this process computes the key already.
     fn refresh_pilot(&self, call: &Call) -> Option<Pilot> {
@@ -762,7 +771,7 @@ impl Inner {
     /// refreshed it already.
     async fn refresh<M: Mode, O: Outcome>(self: Arc<Self>, call: Call, body: impl Body<O>, pilot: Pilot) {
         let (call, key) = (&call, call.key);
-        let claim = match M::try_claim(&self.core, key).await {
+        let claim = match self.claim::<M>(key).await {
             Ok(Some(claim)) => claim,
             Ok(None) => return self.tell(call, "refresh skipped: another process computes it"),
             Err(e) => return self.cache_error("claiming a key to refresh it", &e),
