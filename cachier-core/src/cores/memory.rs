@@ -21,7 +21,9 @@ use crate::key::{Key, KeyHasher};
 /// Reads take no lock and write no memory other threads read (see
 /// [`Core::read`]), so threads reading the same entries do not slow each
 /// other down; a store, a clear or an eviction never waits for a reader.
-/// Every method may be called from any thread.
+/// A store that outgrows the map copies it into a larger one while
+/// readers go on (other stores wait for the copy). Every method may be
+/// called from any thread.
 ///
 /// ```
 /// use cachier_core::{Core, Entry, Key, MemoryCore};
@@ -33,13 +35,27 @@ use crate::key::{Key, KeyHasher};
 /// drop(claim);
 /// assert!(core.try_claim(&key).unwrap().is_some());
 /// ```
-#[derive(Default)]
 pub struct MemoryCore {
     entries: papaya::HashMap<Key, Kept, BuildHasherDefault<KeyHasher>>,
     claimed: Arc<Mutex<HashSet<Key>>>,
     /// The clock of use: every store, and every read of an entry not used
     /// since the clock last moved, takes the next tick.
     clock: AtomicU64,
+}
+
+impl Default for MemoryCore {
+    /// Grows its map in one copy (papaya's blocking resize) rather than a
+    /// few entries at every store while a copy is under way.
+    fn default() -> Self {
+        MemoryCore {
+            entries: papaya::HashMap::builder()
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .hasher(BuildHasherDefault::default())
+                .build(),
+            claimed: Arc::default(),
+            clock: AtomicU64::default(),
+        }
+    }
 }
 
 /// An entry and the tick of its last use.
