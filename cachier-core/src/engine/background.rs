@@ -3,8 +3,8 @@
 //! the caller's tokio runtime), counted so that they can be waited for.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -84,13 +84,52 @@ impl Background {
     }
 }
 
-/// Whether the time kept in `last` is `interval` ago or more (or unset); if so,
-/// sets it to now. Several threads may ask at once: one is told yes.
-pub(super) fn once_per(last: &Mutex<Option<Instant>>, interval: Duration) -> bool {
-    let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
-    if last.is_some_and(|last| last.elapsed() < interval) {
-        return false;
+/// Something done at most once per interval, by whichever caller asks first
+/// once it is due. Asking costs one load while it is not due: callers on
+/// every thread ask on their hot paths without writing memory they share.
+#[derive(Default)]
+pub(super) struct Every {
+    /// When it is due next, in nanoseconds after [`EPOCH`] (0: at once;
+    /// instants before the epoch count as the epoch).
+    next: AtomicU64,
+}
+
+/// What [`Every`] counts time from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl Every {
+    /// Whether it is due at `now`; if so, the caller does it, and it is
+    /// next due `interval` later. Of callers asking at once, one is told yes.
+    pub fn due(&self, now: Instant, interval: Duration) -> bool {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let now = nanos(now.saturating_duration_since(*EPOCH));
+        let next = self.next.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    now.saturating_add(nanos(interval)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
-    *last = Some(Instant::now());
-    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_once_per_interval_to_one_caller() {
+        let (every, hour) = (Every::default(), Duration::from_secs(3600));
+        LazyLock::force(&EPOCH); // so that `start` is not before it
+        let start = Instant::now();
+        assert!(every.due(start, hour), "due at the first ask");
+        assert!(!every.due(start, hour), "one caller is told yes");
+        assert!(!every.due(start + hour / 2, hour));
+        assert!(every.due(start + hour, hour), "due again an interval later");
+        assert!(!every.due(start + hour, hour));
+    }
 }

@@ -22,13 +22,13 @@ mod registry;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use self::background::{Background, once_per};
+use self::background::{Background, Every};
 pub use self::builder::FunctionCacheBuilder;
 pub use self::call::FunctionOptions;
 use self::call::{Call, Settings};
@@ -92,8 +92,8 @@ struct Inner {
     flights: Flights,
     background: Arc<Background>,
     eviction: Eviction,
-    last_cleanup: Mutex<Option<Instant>>,
-    last_reclaim: Mutex<Option<Instant>>,
+    cleanup: Every,
+    reclaim: Every,
     /// Whether a verbose caller was told of entries of other code versions.
     told_other_versions: AtomicBool,
 }
@@ -122,8 +122,8 @@ impl FunctionCache {
                 flights: Flights::default(),
                 background: Arc::default(),
                 eviction: Eviction::default(),
-                last_cleanup: Mutex::new(None),
-                last_reclaim: Mutex::new(None),
+                cleanup: Every::default(),
+                reclaim: Every::default(),
                 told_other_versions: AtomicBool::new(false),
             }),
         };
@@ -708,7 +708,8 @@ impl Inner {
         self.stats.add(Counter::Recalculations, 1);
         let started = Instant::now();
         let outcome = Computing::new(&self.flights, call.key, scope::outside(body.run())).await;
-        self.stats.record(Timed::Compute, started.elapsed());
+        let computed = Instant::now();
+        self.stats.record(Timed::Compute, computed - started);
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
@@ -741,7 +742,7 @@ impl Inner {
             Ok(()) => {
                 self.tell(call, "stored");
                 self.maybe_evict::<M>(&call.settings, bytes.len()).await;
-                self.maybe_reclaim(call.settings.verbose);
+                self.maybe_reclaim(computed, call.settings.verbose);
             }
             Err(e) => self.cache_error("storing the result", &e),
         }
@@ -791,7 +792,7 @@ impl Inner {
         let Some(stale_after) = settings.stale_after.filter(|_| self.options.cleanup_stale) else {
             return;
         };
-        if !once_per(&self.last_cleanup, settings.cleanup_interval) {
+        if !self.cleanup.due(Instant::now(), settings.cleanup_interval) {
             return;
         }
         let this = Arc::clone(self);
@@ -831,10 +832,11 @@ impl Inner {
         }
     }
 
-    /// After a store, asks the core in the background to reclaim what dead
-    /// writers left behind, at most once per [`RECLAIM_INTERVAL`].
-    fn maybe_reclaim(self: &Arc<Self>, verbose: bool) {
-        if !once_per(&self.last_reclaim, RECLAIM_INTERVAL) {
+    /// After a store made at `now`, asks the core in the background to
+    /// reclaim what dead writers left behind, at most once per
+    /// [`RECLAIM_INTERVAL`].
+    fn maybe_reclaim(self: &Arc<Self>, now: Instant, verbose: bool) {
+        if !self.reclaim.due(now, RECLAIM_INTERVAL) {
             return;
         }
         let this = Arc::clone(self);
