@@ -55,7 +55,9 @@ pub trait Core: Send + Sync + 'static {
     /// when there is none: how the engine looks a call up. The default reads
     /// the entry with [`get`](Self::get); a core that keeps its entries in
     /// memory lends them where they are, so that threads reading one entry
-    /// write no memory they share (no reference count, no lock word).
+    /// write no memory they share (no reference count, no lock word). The
+    /// engine's `read` decodes the value and returns; an implementation may
+    /// call it under a lock of its own.
     ///
     /// ```
     /// use cachier_core::{Core, Entry, Key, MemoryCore};
