@@ -20,9 +20,10 @@
 //! removed.
 //!
 //! Entries read recently stay in memory with the identity of their file (see
-//! `recent`). A hit on one makes no syscall while the directory's generation
-//! counters (`generations`, a shared mapping that every store and removal
-//! bumps) show that no process stored its key or removed files since, and at
+//! `recent`). A hit on one takes no lock, and makes no syscall while the
+//! directory's generation counters (`generations`, a shared mapping that
+//! every store and removal bumps) show that no process stored its key or
+//! removed files since, and at
 //! least once a second (or where there are no counters: every time) costs a
 //! single `stat` relative to the directory handle, which sees every store (a
 //! new file) and clear (no file) of any process.
@@ -57,9 +58,10 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use rustix::fs::Stat;
 use sha1::{Digest, Sha1};
 
@@ -100,6 +102,11 @@ const MAX_DIR_NAME: usize = 200;
 
 /// Stores each entry of one function in its own file.
 ///
+/// Every method may be called from any thread, and by any number of
+/// processes at once. A hit on an entry this process read before takes no
+/// lock and writes nothing other threads read, so threads hitting the same
+/// entries do not slow each other down (see [`Core::read`]).
+///
 /// ```
 /// use cachier_core::{Core, Entry, FileCore, Key};
 /// let dir = tempfile::tempdir().unwrap();
@@ -116,7 +123,9 @@ pub struct FileCore {
     version: Option<String>,
     sharing: Sharing,
     /// The open directory, once it exists; reopened if it is removed.
-    dir: RwLock<Option<Arc<Dir>>>,
+    /// Read without a lock by every call; changed under `opening`.
+    dir: ArcSwapOption<Dir>,
+    opening: Mutex<()>,
     recent: recent::Recent,
 }
 
@@ -148,7 +157,8 @@ impl FileCore {
             path: dir.into(),
             version: None,
             sharing: Sharing::Private,
-            dir: RwLock::new(None),
+            dir: ArcSwapOption::empty(),
+            opening: Mutex::new(()),
             recent: recent::Recent::default(),
         }
     }
@@ -241,12 +251,12 @@ impl FileCore {
     /// The open directory, if it exists (created first if `create`); reopened
     /// when the one held was removed since.
     fn open_dir(&self, create: bool) -> Result<Option<Arc<Dir>>> {
-        let held = |slot: &Option<Arc<Dir>>| slot.as_ref().filter(|dir| !dir.is_removed()).cloned();
-        if let Some(dir) = held(&self.dir.read().unwrap_or_else(PoisonError::into_inner)) {
+        let held = || self.dir.load_full().filter(|dir| !dir.is_removed());
+        if let Some(dir) = held() {
             return Ok(Some(dir));
         }
-        let mut slot = self.dir.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(dir) = held(&slot) {
+        let _opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = held() {
             return Ok(Some(dir));
         }
         let dir = match (&self.version, self.path.parent()) {
@@ -258,8 +268,9 @@ impl FileCore {
         };
         // A directory opened anew (it was removed) holds none of the entries kept.
         self.recent.forget_all();
-        *slot = dir.map(Arc::new);
-        Ok(slot.clone())
+        let dir = dir.map(Arc::new);
+        self.dir.store(dir.clone());
+        Ok(dir)
     }
 
     /// Opens (or creates) the version's directory in `function`, holds it and
@@ -409,7 +420,10 @@ impl FileCore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(Error::io(&self.path, e)),
         }
-        self.dir.write().unwrap_or_else(PoisonError::into_inner).take();
+        {
+            let _opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+            self.dir.store(None);
+        }
         // What the path named when renamed: this process's directory, or
         // one made since by another process. (`None`: another process's
         // reclaim removed it already, marking it retired first.)
@@ -436,11 +450,12 @@ impl FileCore {
         Ok(true)
     }
 
-    /// The directory as held, unless retired by a clear, without checking it
-    /// still exists (for the hit path).
-    fn held_dir(&self) -> Option<Arc<Dir>> {
-        let held = self.dir.read().unwrap_or_else(PoisonError::into_inner);
-        held.as_ref().filter(|dir| !dir.is_retired()).cloned()
+    /// Lends `f` the directory as held, unless retired by a clear, without
+    /// checking it still exists (for the hit path). Takes no lock, and
+    /// writes nothing other threads read.
+    fn with_held_dir<R>(&self, f: impl FnOnce(Option<&Dir>) -> R) -> R {
+        let held = self.dir.load();
+        f(held.as_deref().filter(|dir| !dir.is_retired()))
     }
 
     fn error(&self, name: &str, error: io::Error) -> Error {
@@ -454,9 +469,39 @@ impl FileCore {
         }
     }
 
+    /// The entry of `key` once the remembered one could not be served as it
+    /// is: served if its name still names its file (one `stat`), otherwise
+    /// read from the file. `held` and `checked` as the call's first look found
+    /// them.
+    fn look_up(
+        &self,
+        held: Option<&Dir>,
+        checked: Option<(Stamp, SystemTime)>,
+        key: &Key,
+    ) -> Result<Option<Entry>> {
+        let name = name_of(key, ENTRY_EXT);
+        if let Some(dir) = held
+            && self.recent.holds(key)
+        {
+            match dir.stat(&name).map_err(|e| self.error(&name, e))? {
+                Some(stat) => {
+                    if let Some(entry) = self.recent.get(key, &stat, checked) {
+                        self.mark_used(dir, key, Used::Named(&name), &stat);
+                        return Ok(Some(entry));
+                    }
+                }
+                None => self.recent.forget(key),
+            }
+        }
+        match self.open_dir(false)? {
+            Some(dir) => self.read_file(&dir, key, &name),
+            None => Ok(None),
+        }
+    }
+
     /// Reads and checks the entry file `name`, allocating no more than
     /// [`FIRST_READ`] bytes until its header and its size agree.
-    fn read(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
+    fn read_file(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
         let checked = Self::checked(dir, key);
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
@@ -698,35 +743,27 @@ fn modified(stat: &Stat) -> SystemTime {
 
 impl Core for FileCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let held = self.held_dir();
-        let checked = held.as_deref().and_then(|dir| Self::checked(dir, key));
-        // A remembered entry is served as it is while no process stored its key
-        // or removed files since it was checked (and a key seen without a file
-        // stays a miss the same way), ...
-        if let Some((stamp, now)) = checked
-            && let Some(known) = self.recent.current(key, stamp, now)
-        {
-            return Ok(known);
-        }
-        let name = name_of(key, ENTRY_EXT);
-        // ... and otherwise if its name still names its file.
-        if let Some(dir) = held
-            && self.recent.holds(key)
-        {
-            match dir.stat(&name).map_err(|e| self.error(&name, e))? {
-                Some(stat) => {
-                    if let Some(entry) = self.recent.get(key, &stat, checked) {
-                        self.mark_used(&dir, key, Used::Named(&name), &stat);
-                        return Ok(Some(entry));
-                    }
-                }
-                None => self.recent.forget(key),
+        let mut found = None;
+        self.read(key, &mut |entry| found = Some(entry.clone()))?;
+        Ok(found)
+    }
+
+    /// Lends a remembered entry where it is, with no lock and no copy,
+    /// while no process stored its key or removed files since it was
+    /// checked (and a key seen without a file stays a miss the same way).
+    fn read(&self, key: &Key, read: &mut dyn FnMut(&Entry)) -> Result<()> {
+        self.with_held_dir(|held| {
+            let checked = held.and_then(|dir| Self::checked(dir, key));
+            if let Some((stamp, now)) = checked
+                && let Some(()) = self
+                    .recent
+                    .current(key, stamp, now, |known| known.into_iter().for_each(&mut *read))
+            {
+                return Ok(());
             }
-        }
-        match self.open_dir(false)? {
-            Some(dir) => self.read(&dir, key, &name),
-            None => Ok(None),
-        }
+            self.look_up(held, checked, key)?.iter().for_each(read);
+            Ok(())
+        })
     }
 
     fn set(&self, key: &Key, entry: &Entry) -> Result<()> {
@@ -773,9 +810,7 @@ impl Core for FileCore {
     fn clear_claims(&self) -> Result<()> {
         self.remove_where(&[Kind::Claims, Kind::Lock], |_, _, _| true)?;
         #[cfg(target_os = "linux")]
-        if let Some(dir) = self.held_dir() {
-            dir.claims().forget_all();
-        }
+        self.with_held_dir(|held| held.map(|dir| dir.claims().forget_all()));
         Ok(())
     }
 

@@ -23,15 +23,21 @@
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
 //! entries).
+//!
+//! Lookups take no lock and write nothing other threads read (the map is
+//! `papaya`'s), so threads hitting the same entries do not slow each other
+//! down; changes, which follow a syscall, take turns under one mutex, which
+//! keeps the count of bytes exact.
 
-use std::sync::{Mutex, PoisonError};
+use std::hash::BuildHasherDefault;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::Stat;
 
 use super::generations::Stamp;
 use crate::entry::Entry;
-use crate::key::{Key, KeyMap};
+use crate::key::{Key, KeyHasher};
 
 /// How long an entry whose stamp is unchanged is served without a `stat`.
 pub const RECHECK: Duration = Duration::from_secs(1);
@@ -40,27 +46,48 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 const MAX_VALUE: usize = 64 * 1024;
 /// Most bytes kept at once, per function, counting each entry's bookkeeping.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
-/// What one kept entry costs besides its value (map slot, identity, `Arc` header).
+/// What one kept key costs besides its value (map slot, identity, `Arc` header).
 const OVERHEAD: usize = 128;
 
-#[derive(Default)]
+/// A key's stamp taken before its file was checked, and when.
+type Checked = (Stamp, SystemTime);
+
 pub struct Recent {
-    entries: Mutex<Kept>,
+    known: papaya::HashMap<Key, Known, BuildHasherDefault<KeyHasher>>,
+    /// What the keys known cost, in bytes; held by every change.
+    bytes: Mutex<usize>,
 }
 
-#[derive(Default)]
-struct Kept {
-    by_key: KeyMap<Remembered>,
-    /// Keys that had no entry file: the key's stamp before that was seen, and when.
-    absent: KeyMap<(Stamp, SystemTime)>,
-    bytes: usize,
+impl Default for Recent {
+    fn default() -> Self {
+        Recent {
+            known: papaya::HashMap::with_hasher(BuildHasherDefault::default()),
+            bytes: Mutex::new(0),
+        }
+    }
 }
 
-struct Remembered {
-    file: FileId,
-    /// The key's stamp before `file` was last checked, and when that was.
-    checked: Option<(Stamp, SystemTime)>,
-    entry: Entry,
+/// What is known of one key.
+#[derive(Clone)]
+enum Known {
+    /// Its entry, read from `file`; `checked` (where the directory has
+    /// counters) when that file was last checked.
+    Entry {
+        file: FileId,
+        checked: Option<Checked>,
+        entry: Entry,
+    },
+    /// It had no entry file, as checked then.
+    Absent(Checked),
+}
+
+impl Known {
+    fn cost(&self) -> usize {
+        match self {
+            Known::Entry { entry, .. } => entry.value.len() + OVERHEAD,
+            Known::Absent(_) => OVERHEAD,
+        }
+    }
 }
 
 /// What identifies one file's content, as far as `stat` can tell.
@@ -88,71 +115,72 @@ impl FileId {
 }
 
 impl Recent {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// What is known of `key` without a `stat`, if its stamp is still `stamp`
-    /// (taken now) and its file was checked within [`RECHECK`] before `now`:
-    /// `Some(Some(entry))` for an entry kept, `Some(None)` for a key that had
-    /// no file; `None` when the file must be checked.
-    pub fn current(&self, key: &Key, stamp: Stamp, now: SystemTime) -> Option<Option<Entry>> {
-        let fresh = |(checked_stamp, checked_at): (Stamp, SystemTime)| {
+    /// Answers with what is known of `key` without a `stat`, if its stamp
+    /// is still `stamp` (taken now) and its file was checked within
+    /// [`RECHECK`] before `now`: `answer` is lent the entry kept, or given
+    /// `None` for a key that had no file. `None` when the file must be
+    /// checked. Takes no lock.
+    pub fn current<R>(
+        &self,
+        key: &Key,
+        stamp: Stamp,
+        now: SystemTime,
+        answer: impl FnOnce(Option<&Entry>) -> R,
+    ) -> Option<R> {
+        let fresh = |&(checked_stamp, checked_at): &Checked| {
             checked_stamp == stamp && now.duration_since(checked_at).is_ok_and(|age| age < RECHECK)
         };
-        let kept = self.lock();
-        if let Some(remembered) = kept.by_key.get(key) {
-            return remembered
-                .checked
-                .filter(|&checked| fresh(checked))
-                .map(|_| Some(remembered.entry.clone()));
+        match self.known.pin().get(key)? {
+            Known::Entry {
+                checked: Some(checked),
+                entry,
+                ..
+            } if fresh(checked) => Some(answer(Some(entry))),
+            Known::Absent(checked) if fresh(checked) => Some(answer(None)),
+            _ => None,
         }
-        kept.absent
-            .get(key)
-            .filter(|&&checked| fresh(checked))
-            .map(|_| None)
     }
 
-    /// Remembers that `key` had no entry file; `checked`: its stamp taken
-    /// before that was seen, and the time.
-    pub fn remember_absent(&self, key: Key, checked: (Stamp, SystemTime)) {
-        self.lock().keep(key, OVERHEAD, |kept| {
-            kept.absent.insert(key, checked);
-        });
+    /// Remembers that `key` had no entry file, as `checked`.
+    pub fn remember_absent(&self, key: Key, checked: Checked) {
+        self.keep(key, Known::Absent(checked));
     }
 
     /// Whether an entry is kept for `key` (worth a `stat` to validate it).
+    /// Takes no lock.
     pub fn holds(&self, key: &Key) -> bool {
-        self.lock().by_key.contains_key(key)
+        matches!(self.known.pin().get(key), Some(Known::Entry { .. }))
     }
 
     /// The entry kept for `key`, if it came from the file `stat` describes;
     /// `checked`: the key's stamp taken before that `stat`, and the time.
-    pub fn get(&self, key: &Key, stat: &Stat, checked: Option<(Stamp, SystemTime)>) -> Option<Entry> {
-        let file = FileId::of(stat);
-        let mut kept = self.lock();
-        let remembered = kept.by_key.get_mut(key)?;
-        if remembered.file != file {
-            return None;
-        }
-        remembered.checked = checked;
-        Some(remembered.entry.clone())
+    pub fn get(&self, key: &Key, stat: &Stat, checked: Option<Checked>) -> Option<Entry> {
+        self.change(key, |known| match known {
+            Known::Entry { file, entry, .. } if *file == FileId::of(stat) => Some(Known::Entry {
+                file: *file,
+                checked,
+                entry: entry.clone(),
+            }),
+            _ => None,
+        })
+        .and_then(|known| match known {
+            Known::Entry { entry, .. } => Some(entry),
+            Known::Absent(_) => None,
+        })
     }
 
     /// Keeps `entry`, read from the file `stat` describes (`checked` as for
     /// [`get`](Self::get)).
-    pub fn remember(&self, key: Key, stat: &Stat, checked: Option<(Stamp, SystemTime)>, entry: &Entry) {
+    pub fn remember(&self, key: Key, stat: &Stat, checked: Option<Checked>, entry: &Entry) {
         if entry.value.len() > MAX_VALUE {
             return;
         }
-        let remembered = Remembered {
+        let known = Known::Entry {
             file: FileId::of(stat),
             checked,
             entry: entry.clone(),
         };
-        self.lock().keep(key, cost(entry), |kept| {
-            kept.by_key.insert(key, remembered);
-        });
+        self.keep(key, known);
     }
 
     /// After the file of the entry kept for `key` was touched (see
@@ -161,46 +189,87 @@ impl Recent {
     pub fn touched(&self, key: &Key, before: &Stat, after: &Stat) {
         let (before, after) = (FileId::of(before), FileId::of(after));
         let same_file = (before.device, before.inode, before.len) == (after.device, after.inode, after.len);
-        if let Some(remembered) = self.lock().by_key.get_mut(key)
-            && remembered.file == before
-            && same_file
-        {
-            remembered.file = after;
-        }
+        self.change(key, |known| match known {
+            Known::Entry { file, checked, entry } if *file == before && same_file => Some(Known::Entry {
+                file: after,
+                checked: *checked,
+                entry: entry.clone(),
+            }),
+            _ => None,
+        });
     }
 
     pub fn forget(&self, key: &Key) {
-        self.lock().forget(key);
+        let mut bytes = self.lock();
+        if let Some(old) = self.known.pin().remove(key) {
+            *bytes -= old.cost();
+        }
     }
 
     pub fn forget_all(&self) {
-        *self.lock() = Kept::default();
+        let mut bytes = self.lock();
+        self.known.pin().clear();
+        *bytes = 0;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.bytes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces what is known of `key` with `known`: everything is
+    /// forgotten first if it would then cost more than [`MAX_BYTES`].
+    fn keep(&self, key: Key, known: Known) {
+        let mut bytes = self.lock();
+        let map = self.known.pin();
+        if let Some(old) = map.remove(&key) {
+            *bytes -= old.cost();
+        }
+        if *bytes + known.cost() > MAX_BYTES {
+            map.clear();
+            *bytes = 0;
+        }
+        *bytes += known.cost();
+        map.insert(key, known);
+    }
+
+    /// Replaces what is known of `key` with what `update` makes of it, if it
+    /// makes something (of the same cost), and returns that.
+    fn change(&self, key: &Key, update: impl FnOnce(&Known) -> Option<Known>) -> Option<Known> {
+        let _bytes = self.lock();
+        let map = self.known.pin();
+        let new = update(map.get(key)?)?;
+        map.insert(*key, new.clone());
+        Some(new)
     }
 }
 
-impl Kept {
-    /// Forgets what is kept of `key`, then keeps what `insert` puts in its
-    /// place, which costs `bytes`: everything is dropped first if it would
-    /// then exceed [`MAX_BYTES`].
-    fn keep(&mut self, key: Key, bytes: usize, insert: impl FnOnce(&mut Kept)) {
-        self.forget(&key);
-        if self.bytes + bytes > MAX_BYTES {
-            *self = Kept::default();
-        }
-        self.bytes += bytes;
-        insert(self);
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn forget(&mut self, key: &Key) {
-        if let Some(old) = self.by_key.remove(key) {
-            self.bytes -= cost(&old.entry);
-        }
-        if self.absent.remove(key).is_some() {
-            self.bytes -= OVERHEAD;
-        }
+    /// Threads keep, replace and forget entries past the bound: the count
+    /// of bytes is then exactly what the map holds, and within the bound.
+    #[test]
+    fn the_bytes_kept_are_counted_exactly_and_stay_bounded() {
+        let recent = Recent::default();
+        let stat = rustix::fs::stat(".").unwrap();
+        std::thread::scope(|threads| {
+            for thread in 0..4u8 {
+                let recent = &recent;
+                threads.spawn(move || {
+                    for i in 0..20_000u32 {
+                        let key = Key::new("recent", &(thread, i % 5_000)).unwrap();
+                        recent.remember(key, &stat, None, &Entry::new(SystemTime::now(), vec![0; 1_000]));
+                        if i % 3 == 0 {
+                            recent.forget(&key);
+                        }
+                    }
+                });
+            }
+        });
+        let held: usize = recent.known.pin().values().map(Known::cost).sum();
+        assert!(held > 0);
+        assert_eq!(*recent.lock(), held);
+        assert!(held <= MAX_BYTES, "{held} bytes kept");
     }
-}
-
-fn cost(entry: &Entry) -> usize {
-    entry.value.len() + OVERHEAD
 }
