@@ -8,8 +8,8 @@
 //! keeps its own.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use crate::options::CallOptions;
@@ -55,16 +55,16 @@ pub fn with_options<R>(opts: &CallOptions, f: impl FnOnce() -> R) -> R {
 /// ```
 pub fn with_options_async<F: Future>(opts: CallOptions, future: F) -> Scoped<F> {
     Scoped {
-        opts: Some(opts),
+        opts,
         future: Box::pin(future),
     }
 }
 
 /// A future with call options in force while it is polled: see
-/// [`with_options_async`]. Also how the engine runs a body: with no options.
+/// [`with_options_async`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Scoped<F> {
-    opts: Option<CallOptions>,
+    opts: CallOptions,
     future: Pin<Box<F>>,
 }
 
@@ -72,7 +72,7 @@ impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _restore = Restore(SCOPE.replace(self.opts));
+        let _restore = Restore(SCOPE.replace(Some(self.opts)));
         self.future.as_mut().poll(cx)
     }
 }
@@ -84,11 +84,13 @@ pub(crate) fn current() -> Option<CallOptions> {
 
 /// `body`, run with no scope: what a function computes does not depend on
 /// the options its caller was given.
-pub(crate) fn outside<F: Future>(body: F) -> Scoped<F> {
-    Scoped {
-        opts: None,
-        future: Box::pin(body),
-    }
+pub(crate) async fn outside<F: Future>(body: F) -> F::Output {
+    let mut body = pin!(body);
+    poll_fn(|cx| {
+        let _restore = Restore(SCOPE.replace(None));
+        body.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Puts back the scope that was in force, when dropped (even by a panic).

@@ -7,16 +7,15 @@
 //!
 //! A call made from within the body computing its own key (a re-entrant call)
 //! is told so instead of waiting for itself: a body is marked as computing its
-//! key while it is polled ([`Computing`]), which tells a nested call apart from
+//! key while it is polled ([`computing`]), which tells a nested call apart from
 //! a sibling call of the same thread or task (`tokio::join!`).
 //!
 //! A passenger waits as its [`Mode`] says: a thread blocks, a task yields.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use event_listener::Event;
@@ -106,36 +105,23 @@ thread_local! {
     static COMPUTING: RefCell<Vec<(usize, Key)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A body computing `key`, marked as such while it is polled.
-pub(crate) struct Computing<F> {
-    mark: (usize, Key),
-    body: Pin<Box<F>>,
-}
-
-impl<F: Future> Computing<F> {
-    pub fn new(flights: &Flights, key: Key, body: F) -> Self {
-        Computing {
-            mark: (flights.id(), key),
-            body: Box::pin(body),
+/// `body`, marked as computing `key` while it is polled.
+pub(crate) async fn computing<F: Future>(flights: &Flights, key: Key, body: F) -> F::Output {
+    /// Unmarks when dropped, even if the body panics.
+    struct Marked;
+    impl Drop for Marked {
+        fn drop(&mut self) {
+            COMPUTING.with(|computing| computing.borrow_mut().pop());
         }
     }
-}
-
-impl<F: Future> Future for Computing<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        /// Unmarks when dropped, even if the body panics.
-        struct Marked;
-        impl Drop for Marked {
-            fn drop(&mut self) {
-                COMPUTING.with(|computing| computing.borrow_mut().pop());
-            }
-        }
-        COMPUTING.with(|computing| computing.borrow_mut().push(self.mark));
+    let mark = (flights.id(), key);
+    let mut body = pin!(body);
+    poll_fn(|cx| {
+        COMPUTING.with(|computing| computing.borrow_mut().push(mark));
         let _marked = Marked;
-        self.body.as_mut().poll(cx)
-    }
+        body.as_mut().poll(cx)
+    })
+    .await
 }
 
 impl Flight {
@@ -247,7 +233,7 @@ mod tests {
         let _pilot = pilot(&flights, 1);
         // The pilot's own thread, outside the body: a sibling call, which waits.
         assert!(matches!(join(&flights, 1), Join::Passenger(_)));
-        let nested = block_on(Computing::new(&flights, key(1), async {
+        let nested = block_on(computing(&flights, key(1), async {
             (
                 matches!(join(&flights, 1), Join::Reentrant),
                 matches!(join(&flights, 2), Join::Pilot(_)),

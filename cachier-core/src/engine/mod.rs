@@ -33,7 +33,7 @@ pub use self::builder::FunctionCacheBuilder;
 pub use self::call::FunctionOptions;
 use self::call::{Call, Settings};
 use self::eviction::Eviction;
-use self::flight::{Computing, Flights, Join, Landed, Pilot};
+use self::flight::{Flights, Join, Landed, Pilot, computing};
 #[cfg(feature = "async")]
 use self::mode::Tokio;
 use self::mode::{Blocking, Mode, block_on};
@@ -707,7 +707,7 @@ impl Inner {
     ) -> (O, Option<Arc<[u8]>>) {
         self.stats.add(Counter::Recalculations, 1);
         let started = Instant::now();
-        let outcome = Computing::new(&self.flights, call.key, scope::outside(body.run())).await;
+        let outcome = computing(&self.flights, call.key, scope::outside(body.run())).await;
         let computed = Instant::now();
         self.stats.record(Timed::Compute, computed - started);
         let Some(stored) = outcome.stored(call.settings.allow_none) else {
