@@ -11,6 +11,10 @@
 //! that is at least `16 n`: no length prefix can make it reserve more than
 //! `64 n` bytes (or 64 KiB), whatever the input claims.
 
+use std::sync::Arc;
+
+use bincode::enc::write::SizeWriter;
+use bincode::error::EncodeError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -26,9 +30,22 @@ pub const MAX_VALUE_LEN: usize = if usize::BITS > 32 {
     isize::MAX as usize
 };
 
-/// Encodes a value for storage.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, CONFIG).map_err(|e| Error::Codec(e.to_string()))
+/// Encodes a value for storage, into one allocation of its exact size: a
+/// first pass counts the bytes, a second writes them.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Arc<[u8]>> {
+    let error = |e: EncodeError| Error::Codec(e.to_string());
+    let mut size = SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, CONFIG).map_err(error)?;
+    let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, size.bytes_written).collect();
+    let buffer = Arc::get_mut(&mut bytes).ok_or_else(|| Error::Codec("encoding buffer shared".into()))?;
+    let written = bincode::serde::encode_into_slice(value, buffer, CONFIG).map_err(error)?;
+    if written != size.bytes_written {
+        return Err(Error::Codec(format!(
+            "the value encoded to {written} bytes, then to {}: its Serialize impl is not deterministic",
+            size.bytes_written
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Decodes a stored value; bytes left over mean the value is not of this type.
@@ -92,6 +109,35 @@ mod tests {
         bytes.extend_from_slice(b"short");
         let err = decode::<String>(&bytes).unwrap_err().to_string();
         assert!(err.contains("LimitExceeded"), "{err}");
+    }
+
+    /// A value whose `Serialize` writes more, or less, the second time
+    /// cannot be stored: an error, not a torn or padded encoding.
+    #[test]
+    fn a_value_encoding_differently_twice_is_an_error() {
+        /// Serializes `len` numbers, then `len + step`.
+        struct Changing {
+            len: std::cell::Cell<usize>,
+            step: usize,
+        }
+        impl Serialize for Changing {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let len = self.len.replace(self.len.get().wrapping_add(self.step));
+                serializer.collect_seq(0..len)
+            }
+        }
+        for step in [1, usize::MAX] {
+            let value = Changing {
+                len: std::cell::Cell::new(2),
+                step,
+            };
+            let err = encode(&value).unwrap_err();
+            assert!(matches!(err, Error::Codec(_)), "{err}");
+        }
+        assert_eq!(
+            decode::<Vec<u64>>(&encode(&vec![1u64, 2]).unwrap()).unwrap(),
+            [1, 2]
+        );
     }
 
     #[test]

@@ -714,8 +714,8 @@ impl Inner {
             self.tell(call, "result not cached (Err, or None without allow_none)");
             return (outcome, None);
         };
-        let bytes: Arc<[u8]> = match codec::encode(stored) {
-            Ok(bytes) => bytes.into(),
+        let bytes = match codec::encode(stored) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 self.cache_error("encoding the result", &e);
                 return (outcome, None);
