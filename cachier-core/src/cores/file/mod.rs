@@ -23,10 +23,10 @@
 //! `recent`). A hit on one takes no lock, and makes no syscall while the
 //! directory's generation counters (`generations`, a shared mapping that
 //! every store and removal bumps) show that no process stored its key or
-//! removed files since, and at
-//! least once a second (or where there are no counters: every time) costs a
-//! single `stat` relative to the directory handle, which sees every store (a
-//! new file) and clear (no file) of any process.
+//! removed files since, and at least once a second (or where there are no
+//! counters: every time) costs a single `stat` relative to the directory
+//! handle, which sees every store (a new file) and clear (no file) of any
+//! process.
 //!
 //! A clear of a version's directory with counters renames it aside
 //! (`<function>/retired-<version>-<pid>-<nanos>`) and marks it retired in
@@ -125,6 +125,7 @@ pub struct FileCore {
     /// The open directory, once it exists; reopened if it is removed.
     /// Read without a lock by every call; changed under `opening`.
     dir: ArcSwapOption<Dir>,
+    /// Held while the directory is opened or let go: one thread opens it.
     opening: Mutex<()>,
     recent: recent::Recent,
 }
