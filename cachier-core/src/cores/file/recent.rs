@@ -68,7 +68,6 @@ impl Default for Recent {
 }
 
 /// What is known of one key.
-#[derive(Clone)]
 enum Known {
     /// Its entry, read from `file`; `checked` (where the directory has
     /// counters) when that file was last checked.
@@ -155,17 +154,8 @@ impl Recent {
     /// The entry kept for `key`, if it came from the file `stat` describes;
     /// `checked`: the key's stamp taken before that `stat`, and the time.
     pub fn get(&self, key: &Key, stat: &Stat, checked: Option<Checked>) -> Option<Entry> {
-        self.change(key, |known| match known {
-            Known::Entry { file, entry, .. } if *file == FileId::of(stat) => Some(Known::Entry {
-                file: *file,
-                checked,
-                entry: entry.clone(),
-            }),
-            _ => None,
-        })
-        .and_then(|known| match known {
-            Known::Entry { entry, .. } => Some(entry),
-            Known::Absent(_) => None,
+        self.recheck(key, |file, _| {
+            (file == FileId::of(stat)).then_some((file, checked))
         })
     }
 
@@ -189,13 +179,8 @@ impl Recent {
     pub fn touched(&self, key: &Key, before: &Stat, after: &Stat) {
         let (before, after) = (FileId::of(before), FileId::of(after));
         let same_file = (before.device, before.inode, before.len) == (after.device, after.inode, after.len);
-        self.change(key, |known| match known {
-            Known::Entry { file, checked, entry } if *file == before && same_file => Some(Known::Entry {
-                file: after,
-                checked: *checked,
-                entry: entry.clone(),
-            }),
-            _ => None,
+        self.recheck(key, |file, checked| {
+            (file == before && same_file).then_some((after, checked))
         });
     }
 
@@ -232,14 +217,30 @@ impl Recent {
         map.insert(key, known);
     }
 
-    /// Replaces what is known of `key` with what `update` makes of it, if it
-    /// makes something (of the same cost), and returns that.
-    fn change(&self, key: &Key, update: impl FnOnce(&Known) -> Option<Known>) -> Option<Known> {
+    /// Gives the entry kept for `key` the file identity and check that
+    /// `update` makes of its own, if it makes them, and returns the entry.
+    /// Its cost stays the same.
+    fn recheck(
+        &self,
+        key: &Key,
+        update: impl FnOnce(FileId, Option<Checked>) -> Option<(FileId, Option<Checked>)>,
+    ) -> Option<Entry> {
         let _bytes = self.lock();
         let map = self.known.pin();
-        let new = update(map.get(key)?)?;
-        map.insert(*key, new.clone());
-        Some(new)
+        let Some(Known::Entry { file, checked, entry }) = map.get(key) else {
+            return None;
+        };
+        let (file, checked) = update(*file, *checked)?;
+        let entry = entry.clone();
+        map.insert(
+            *key,
+            Known::Entry {
+                file,
+                checked,
+                entry: entry.clone(),
+            },
+        );
+        Some(entry)
     }
 }
 
