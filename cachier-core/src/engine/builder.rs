@@ -195,9 +195,10 @@ impl FunctionCacheBuilder {
             }
         };
         // Entries that die with the process need keys stable within it only.
-        let key_space = match core.0.process_local() {
-            true => KeySpace::local(),
-            false => KeySpace::new(&identity),
+        let key_space = if core.0.process_local() {
+            KeySpace::local()
+        } else {
+            KeySpace::new(&identity)
         };
         FunctionCache::new(self.function, key_space, core, self.options)
     }
