@@ -1,5 +1,5 @@
-//! Hit and store cost as the cache grows: 1, 1,000, 2,000, 100,000 and 1,000,000
-//! entries already stored, for cachier and the `cached` crate side by side.
+//! Hit and store cost as the cache grows: 1, 1,000, 2,000, 20,000, 100,000 and
+//! 1,000,000 entries already stored, for cachier and the `cached` crate side by side.
 //!
 //! ```text
 //! cargo bench --bench scaling                                   # fills up to 1,000,000 entries: minutes
@@ -29,12 +29,13 @@ fn cachier_file_add_scaled(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
-/// Hits and stores with 1, 1,000, 100,000 and 1,000,000 entries already stored.
+/// Hits and stores with 1, 1,000, 2,000, 20,000, 100,000 and 1,000,000 entries
+/// already stored (20,000: issue #11's "random keys among 20,000 entries").
 /// Each library fills its cache to the next size and is measured there.
 fn scaling(c: &mut Criterion) {
     let mut libraries = adders();
     libraries[1] = ("cachier/file", *cachier_file_add_scaled);
-    let sizes: Vec<u64> = [1, 1_000, 2_000, 100_000, 1_000_000]
+    let sizes: Vec<u64> = [1, 1_000, 2_000, 20_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|&n| n <= max_entries())
         .collect();
