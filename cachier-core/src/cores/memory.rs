@@ -86,7 +86,32 @@ impl MemoryCore {
         }
         Some(&kept.entry)
     }
+
+    /// Every entry's last use, size, and what names it for eviction.
+    fn uses(entries: &Entries<'_>) -> Vec<(u64, u64, Chosen)> {
+        entries
+            .iter()
+            .map(|(key, kept)| {
+                let used = kept.used.load(Ordering::Relaxed);
+                (used, kept.entry.value.len() as u64, (*key, used))
+            })
+            .collect()
+    }
+
+    /// Removes the `chosen` entries still unused since the round looked;
+    /// how many went.
+    fn remove_unused(entries: &Entries<'_>, chosen: Vec<Chosen>) -> u64 {
+        let unused_since = |used| move |_: &Key, kept: &Kept| kept.used.load(Ordering::Relaxed) == used;
+        chosen
+            .into_iter()
+            .filter(|(key, used)| matches!(entries.remove_if(key, unused_since(*used)), Ok(Some(_))))
+            .count() as u64
+    }
 }
+
+/// An entry an eviction round chose: its key and the tick of its last use
+/// when the round looked.
+type Chosen = (Key, u64);
 
 /// The map, pinned: what it holds stays alive while this is held.
 type Entries<'a> = papaya::HashMapRef<'a, Key, Kept, BuildHasherDefault<KeyHasher>, papaya::LocalGuard<'a>>;
@@ -164,19 +189,36 @@ impl Core for MemoryCore {
     /// counted in the next.
     fn evict(&self, budget: Budget) -> Result<Option<u64>> {
         let entries = self.entries.pin();
-        let all = entries
-            .iter()
-            .map(|(key, kept)| {
-                let used = kept.used.load(Ordering::Relaxed);
-                (used, kept.entry.value.len() as u64, (*key, used))
-            })
+        let chosen = budget.victims(Self::uses(&entries));
+        Ok(Some(Self::remove_unused(&entries, chosen)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The promise of [`MemoryCore::evict`], step by step: entries read or
+    /// stored after the round chose them stay; the others go.
+    #[test]
+    fn entries_used_while_an_eviction_round_runs_are_spared() {
+        let core = MemoryCore::new();
+        let keys: Vec<Key> = (0..4u64)
+            .map(|i| Key::new("memory::evict", &i).unwrap())
             .collect();
-        let unused_since = |used| move |_: &Key, kept: &Kept| kept.used.load(Ordering::Relaxed) == used;
-        let evicted = budget
-            .victims(all)
-            .into_iter()
-            .filter(|(key, used)| matches!(entries.remove_if(key, unused_since(*used)), Ok(Some(_))))
-            .count();
-        Ok(Some(evicted as u64))
+        let entry = Entry::new(SystemTime::now(), vec![1]);
+        keys.iter().for_each(|key| core.set(key, &entry).unwrap());
+        let entries = core.entries.pin();
+        let chosen = Budget::new().max_entries(0).victims(MemoryCore::uses(&entries));
+        assert_eq!(chosen.len(), 4);
+        // While the round runs: one entry is read, one stored again.
+        core.read(&keys[1], &mut |_| {}).unwrap();
+        core.set(&keys[2], &entry).unwrap();
+        assert_eq!(MemoryCore::remove_unused(&entries, chosen), 2);
+        let left = |key: &Key| core.get(key).unwrap().is_some();
+        assert_eq!(
+            keys.iter().map(left).collect::<Vec<_>>(),
+            [false, true, true, false]
+        );
     }
 }
