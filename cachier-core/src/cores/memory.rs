@@ -16,11 +16,12 @@ use crate::key::{Key, KeyHasher};
 ///
 /// Fast, but neither persistent nor shared between processes. Its size is
 /// capped only by a function's [`Budget`] (evicting the least recently
-/// stored or read entries first).
+/// stored or read entries first; reads between the same two stores count as
+/// equally recent).
 ///
-/// Reads take no lock and write no memory other threads read (see
-/// [`Core::read`]), so threads reading the same entries do not slow each
-/// other down; a store, a clear or an eviction never waits for a reader.
+/// Reads take no lock, and write nothing but an entry's mark of use, once
+/// between two stores (see [`Core::read`]), so threads reading the same
+/// entries do not slow each other down; a store, a clear or an eviction never waits for a reader.
 /// A store that outgrows the map copies it into a larger one while
 /// readers go on (other stores wait for the copy). Every method may be
 /// called from any thread.
@@ -38,8 +39,11 @@ use crate::key::{Key, KeyHasher};
 pub struct MemoryCore {
     entries: papaya::HashMap<Key, Kept, BuildHasherDefault<KeyHasher>>,
     claimed: Arc<Mutex<HashSet<Key>>>,
-    /// The clock of use: every store, and every read of an entry not used
-    /// since the clock last moved, takes the next tick.
+    /// The clock of use, in steps of two: a store takes the next tick (an
+    /// even number), a read marks its entry with the odd one after the last
+    /// store's. Entries read since the same store are equally recent, and
+    /// more recent than that store's entry; a read of an entry marked
+    /// already writes nothing, and no read writes the clock.
     clock: AtomicU64,
 }
 
@@ -71,18 +75,19 @@ impl MemoryCore {
         Self::default()
     }
 
-    /// The next tick of the clock of use.
+    /// The tick of a store: the next one of the clock of use.
     fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+        self.clock.fetch_add(2, Ordering::Relaxed) + 2
     }
 
     /// The entry kept under `key`, marked used.
     fn used<'g>(&self, entries: &'g Entries<'_>, key: &Key) -> Option<&'g Entry> {
         let kept = entries.get(key)?;
-        // Nothing is written while the entry is the last one used, so
-        // that readers of a hot entry do not fight over cache lines.
-        if kept.used.load(Ordering::Relaxed) != self.clock.load(Ordering::Relaxed) {
-            kept.used.store(self.tick(), Ordering::Relaxed);
+        // Nothing is written once the entry is marked read since the last
+        // store, so that readers of the same entries do not fight over cache lines.
+        let read = self.clock.load(Ordering::Relaxed) + 1;
+        if kept.used.load(Ordering::Relaxed) != read {
+            kept.used.store(read, Ordering::Relaxed);
         }
         Some(&kept.entry)
     }
@@ -183,8 +188,9 @@ impl Core for MemoryCore {
         Ok(deleted)
     }
 
-    /// Sorts every entry by its last use: the cost of an eviction round
-    /// grows with the number of entries. An entry stored or read while the
+    /// Sorts every entry by its last use (to the store: see `clock`): the
+    /// cost of an eviction round grows with the number of entries. An entry
+    /// stored, or read for the first time since the last store, while the
     /// round runs is spared (it is no longer the one the round chose), and
     /// counted in the next.
     fn evict(&self, budget: Budget) -> Result<Option<u64>> {
