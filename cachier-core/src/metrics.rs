@@ -11,6 +11,10 @@
 //! (feature `http`) let [`serve`] run an endpoint of its own. With feature
 //! `metrics`, every series is also published through the `metrics` crate's
 //! facade, to whatever exporter the program installed.
+//!
+#![cfg_attr(feature = "http", doc = "[`serve`]: serve")]
+// Without the feature, `serve` does not exist: the name links to this module.
+#![cfg_attr(not(feature = "http"), doc = "[`serve`]: self")]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
