@@ -161,6 +161,25 @@ fn leftover_lock_files_block_nobody() {
     assert_eq!(plus_one.cache_info().recalculations, 1);
 }
 
+/// A clear of claims by one process sends the next claim of another, which
+/// had the old claims file open, to the new file, where every process sees it.
+#[test]
+fn a_claim_after_another_process_cleared_claims_is_seen_by_all() {
+    use cachier::{Core, FileCore, Key};
+    let dir = scratch("claims_cleared");
+    let (first, clearing, third) = (FileCore::new(&dir), FileCore::new(&dir), FileCore::new(&dir));
+    let key = |n: u64| Key::new("file_core::claimed", &n).unwrap();
+    drop(first.try_claim(&key(1)).unwrap().expect("a free key"));
+    clearing.clear_claims().unwrap();
+    let held = first.try_claim(&key(2)).unwrap().expect("a free key");
+    assert!(
+        third.try_claim(&key(2)).unwrap().is_none(),
+        "the claim went to the removed file, which no other process sees"
+    );
+    drop(held);
+    assert!(third.try_claim(&key(2)).unwrap().is_some());
+}
+
 /// A build of `app::report` whose code has `version`, in the shared `dir`.
 fn build_of(dir: &Path, version: &str) -> cachier::FunctionCache {
     cachier::FunctionCache::builder("app::report")

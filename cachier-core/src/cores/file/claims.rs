@@ -12,7 +12,13 @@
 //!
 //! [`Core::clear_claims`](crate::Core::clear_claims) unlinks the file: later
 //! claims go to a new one, and a caller that locked the old file just before
-//! sees that the name no longer names its file, and tries again.
+//! sees that the name no longer names its file, and tries again. Where the
+//! directory has generation counters (see `generations`), the clear bumps
+//! them before it unlinks the file, and a claim looks at the name (a `stat`)
+//! only when they moved since the file was last seen there, or that was a
+//! second ago or more: most claims are two syscalls, the lock and its
+//! release. A claims file replaced by hand (not through cachier) is thus
+//! seen within a second, as entry files changed by hand are (see `recent`).
 
 use std::io;
 use std::sync::Arc;
@@ -38,9 +44,12 @@ mod byte_locks {
     use std::fs::File;
     use std::os::fd::AsRawFd;
     use std::sync::{Mutex, PoisonError};
+    use std::time::Instant;
 
     use super::*;
     use crate::cores::file::dir::{Identity, identity_of};
+    use crate::cores::file::generations::Generations;
+    use crate::cores::file::recent::RECHECK;
 
     /// The claims a directory handle holds: its `claims` file, opened once,
     /// and the keys claimed through it.
@@ -53,6 +62,11 @@ mod byte_locks {
     struct State {
         /// The claims file as last opened, with its identity.
         file: Option<(Arc<File>, Identity)>,
+        /// The directory's removal count (see `generations`) read just before
+        /// the file was last seen at its name, and when: while the count is
+        /// the same, no removal through cachier began since, and the file is
+        /// still there.
+        seen: Option<(u64, Instant)>,
         /// The keys claimed through this handle, each with the number of its claim.
         held: HashMap<Key, u64>,
         claims: u64,
@@ -91,12 +105,12 @@ mod byte_locks {
             if !lock_byte(&file, offset, libc::F_WRLCK)? {
                 return Ok(None);
             }
-            if dir.names(FILE_NAME, opened)? {
+            if still_named(dir, &mut state.seen, opened)? {
                 break file;
             }
             // Unlinked or replaced since it was opened: claim in the new one.
             lock_byte(&file, offset, libc::F_UNLCK)?;
-            state.file = None;
+            (state.file, state.seen) = (None, None);
         };
         state.claims += 1;
         let number = state.claims;
@@ -109,6 +123,25 @@ mod byte_locks {
                 state.held.remove(&key);
             }
         })))
+    }
+
+    /// Whether the claims file of identity `opened` is still at its name, now
+    /// that a lock on it is held: one load of the directory's counters if no
+    /// removal began since it was `seen` there less than [`RECHECK`] ago, a
+    /// `stat` otherwise.
+    fn still_named(dir: &Dir, seen: &mut Option<(u64, Instant)>, opened: Identity) -> io::Result<bool> {
+        // Read before the `stat`, so that a removal after it changes the count.
+        let removals = dir.generations().map(Generations::removals);
+        let now = Instant::now();
+        if let (Some(removals), Some((seen_removals, seen_at))) = (removals, *seen)
+            && removals == seen_removals
+            && now.duration_since(seen_at) < RECHECK
+        {
+            return Ok(true);
+        }
+        let named = dir.names(FILE_NAME, opened)?;
+        *seen = removals.filter(|_| named).map(|removals| (removals, now));
+        Ok(named)
     }
 
     /// The byte of the claims file that stands for `key`: any offset a lock

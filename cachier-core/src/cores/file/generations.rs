@@ -102,7 +102,15 @@ impl Generations {
         self.slot(Self::key_slot(key)).fetch_add(1, Ordering::Release);
     }
 
-    /// After files were removed from the directory.
+    /// The count of removals from the whole directory (slot 0): equal
+    /// counts read at two moments mean no removal began in between, if
+    /// removers bump it before they remove (as a clear of claims does).
+    pub fn removals(&self) -> u64 {
+        self.slot(0).load(Ordering::Acquire)
+    }
+
+    /// After files were removed from the directory (and, for the claims
+    /// file, before: see `claims`).
     pub fn removed(&self) {
         self.slot(0).fetch_add(1, Ordering::Release);
     }

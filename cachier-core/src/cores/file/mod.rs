@@ -809,6 +809,11 @@ impl Core for FileCore {
     }
 
     fn clear_claims(&self) -> Result<()> {
+        // Announced before the claims file goes: a claim through a handle
+        // that saw the file before then looks at its name again (see `claims`).
+        if let Some(dir) = self.open_dir(false)? {
+            dir.removed(1);
+        }
         self.remove_where(&[Kind::Claims, Kind::Lock], |_, _, _| true)?;
         #[cfg(target_os = "linux")]
         self.with_held_dir(|held| held.map(|dir| dir.claims().forget_all()));
