@@ -41,9 +41,13 @@ fn scaling(c: &mut Criterion) {
         .collect();
     for (name, f) in libraries {
         let mut filled = 0;
+        // One run of fresh keys across the sizes: every store measured is a
+        // miss (a counter restarted at each size found the keys stored at
+        // the sizes before, and measured hits as stores).
+        let fresh = AtomicU64::new(1 << 50);
         for &size in &sizes {
             let fill_start = Instant::now();
-            // Fill with keys (i, 0); i below `size`. Keys (i, 1) are never stored.
+            // Fill with keys (i, 0), i below `size`; stores measured use (2^50 + n, 1).
             (filled..size).for_each(|i| {
                 f(i, 0);
             });
@@ -61,7 +65,6 @@ fn scaling(c: &mut Criterion) {
                     f(black_box(next), 0)
                 })
             });
-            let fresh = AtomicU64::new(1 << 50);
             group.bench_function(BenchmarkId::new("store", size), |b| {
                 b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 1))
             });
