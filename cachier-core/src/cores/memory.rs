@@ -21,10 +21,10 @@ use crate::key::{Key, KeyHasher};
 ///
 /// Reads take no lock, and write nothing but an entry's mark of use, once
 /// between two stores (see [`Core::read`]), so threads reading the same
-/// entries do not slow each other down; a store, a clear or an eviction never waits for a reader.
-/// A store that outgrows the map copies it into a larger one while
-/// readers go on (other stores wait for the copy). Every method may be
-/// called from any thread.
+/// entries do not slow each other down; a store, a clear or an eviction
+/// never waits for a reader. A store that outgrows the map copies it into
+/// a larger one while readers go on (other stores wait for the copy).
+/// Every method may be called from any thread.
 ///
 /// ```
 /// use cachier_core::{Core, Entry, Key, MemoryCore};
@@ -84,7 +84,8 @@ impl MemoryCore {
     fn used<'g>(&self, entries: &'g Entries<'_>, key: &Key) -> Option<&'g Entry> {
         let kept = entries.get(key)?;
         // Nothing is written once the entry is marked read since the last
-        // store, so that readers of the same entries do not fight over cache lines.
+        // store, so that readers of the same entries do not fight over
+        // cache lines.
         let read = self.clock.load(Ordering::Relaxed) + 1;
         if kept.used.load(Ordering::Relaxed) != read {
             kept.used.store(read, Ordering::Relaxed);
