@@ -72,8 +72,8 @@ impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _restore = Restore(SCOPE.replace(Some(self.opts)));
-        self.future.as_mut().poll(cx)
+        let opts = self.opts;
+        poll_in(Some(opts), self.future.as_mut(), cx)
     }
 }
 
@@ -86,11 +86,17 @@ pub(crate) fn current() -> Option<CallOptions> {
 /// the options its caller was given.
 pub(crate) async fn outside<F: Future>(body: F) -> F::Output {
     let mut body = pin!(body);
-    poll_fn(|cx| {
-        let _restore = Restore(SCOPE.replace(None));
-        body.as_mut().poll(cx)
-    })
-    .await
+    poll_fn(|cx| poll_in(None, body.as_mut(), cx)).await
+}
+
+/// Polls `future` with `scope` in force, then puts back the scope before.
+fn poll_in<F: Future>(
+    scope: Option<CallOptions>,
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    let _restore = Restore(SCOPE.replace(scope));
+    future.poll(cx)
 }
 
 /// Puts back the scope that was in force, when dropped (even by a panic).
