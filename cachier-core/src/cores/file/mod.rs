@@ -487,7 +487,9 @@ impl FileCore {
             match dir.stat(&name).map_err(|e| self.error(&name, e))? {
                 Some(stat) => {
                     if let Some(entry) = self.recent.get(key, &stat, checked) {
-                        self.mark_used(dir, key, Used::Named(&name), &stat);
+                        if let Some(after) = Self::mark_used(dir, Used::Named(&name), &stat) {
+                            self.recent.touched(key, &stat, &after);
+                        }
                         return Ok(Some(entry));
                     }
                 }
@@ -528,8 +530,9 @@ impl FileCore {
         file.read_exact(&mut bytes[first..])
             .map_err(|e| self.error(name, e))?;
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
+        // Kept with the identity the file has once marked used, if it is.
+        let stat = Self::mark_used(dir, Used::Open(&file), &stat).unwrap_or(stat);
         self.recent.remember(*key, &stat, checked, &entry);
-        self.mark_used(dir, key, Used::Open(&file), &stat);
         Ok(Some(entry))
     }
 
@@ -542,19 +545,17 @@ impl FileCore {
 
     /// Records a read of the entry `used` (whose file `stat` describes) for
     /// eviction: sets the file's modification time to now, unless the entry
-    /// was used within [`USE_RESOLUTION`]. A file this process may not touch
-    /// (another user's, in a shared cache) keeps its time.
-    fn mark_used(&self, dir: &Dir, key: &Key, used: Used<'_>, stat: &Stat) {
+    /// was used within [`USE_RESOLUTION`]. Returns the file's status after,
+    /// if it was touched. A file this process may not touch (another
+    /// user's, in a shared cache) keeps its time.
+    fn mark_used(dir: &Dir, used: Used<'_>, stat: &Stat) -> Option<Stat> {
         let age = SystemTime::now().duration_since(modified(stat));
         if age.is_ok_and(|age| age < USE_RESOLUTION) {
-            return;
+            return None;
         }
-        let after = match used {
+        match used {
             Used::Open(file) => Dir::touch_open(file).ok(),
             Used::Named(name) => dir.touch(name).ok().and_then(|()| dir.stat(name).ok().flatten()),
-        };
-        if let Some(after) = after {
-            self.recent.touched(key, stat, &after);
         }
     }
 
