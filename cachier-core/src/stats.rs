@@ -2,6 +2,7 @@
 //! [`metrics::render`](crate::metrics::render) and (feature `metrics`)
 //! published through the `metrics` crate's facade.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -243,15 +244,22 @@ const SUB: u32 = 4;
 /// Buckets for every `u64` of nanoseconds.
 const BUCKETS: usize = (SUB * (64 - SUB.trailing_zeros() + 1)) as usize;
 
-/// A histogram of durations in log-linear buckets of nanoseconds.
-struct Histogram {
+/// A histogram of durations in log-linear buckets of nanoseconds, kept in
+/// one copy per stripe (see [`Stripe`]), each made when a thread of its
+/// stripe first records: threads timing hits at once seldom write the same
+/// line, and a function timed on one thread holds one copy.
+#[derive(Default)]
+struct Histogram([OnceLock<Box<Tally>>; STRIPES]);
+
+/// One stripe's copy of a [`Histogram`].
+struct Tally {
     buckets: [AtomicU64; BUCKETS],
     total_nanos: AtomicU64,
 }
 
-impl Default for Histogram {
+impl Default for Tally {
     fn default() -> Self {
-        Histogram {
+        Tally {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             total_nanos: AtomicU64::new(0),
         }
@@ -261,15 +269,21 @@ impl Default for Histogram {
 impl Histogram {
     fn record(&self, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.buckets[bucket(nanos)].fetch_add(1, Ordering::Relaxed);
-        self.total_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let tally = self.0[Stripe::of_thread()].get_or_init(Box::default);
+        tally.buckets[bucket(nanos)].fetch_add(1, Ordering::Relaxed);
+        tally.total_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// The stripes' copies added up.
     fn snapshot(&self) -> Buckets {
-        Buckets {
-            counts: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
-            total_nanos: self.total_nanos.load(Ordering::Relaxed),
+        let mut sum = Buckets::default();
+        for tally in self.0.iter().filter_map(OnceLock::get) {
+            sum.merge(&Buckets {
+                counts: tally.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+                total_nanos: tally.total_nanos.load(Ordering::Relaxed),
+            });
         }
+        sum
     }
 }
 
@@ -406,6 +420,26 @@ mod tests {
             (stats.snapshot().hits, stats.snapshot().misses),
             (threads * (threads + 1) / 2, 5)
         );
+    }
+
+    /// Thread `t` of `2 * STRIPES` times `t` hits of `t` µs each: the
+    /// latency read back holds every one, whichever stripe it went to.
+    #[test]
+    fn times_of_every_thread_add_up() {
+        let stats = Stats::new("tests::times");
+        std::thread::scope(|scope| {
+            for thread in 1..=2 * STRIPES as u64 {
+                let stats = &stats;
+                let took = Duration::from_micros(thread);
+                scope.spawn(move || (0..thread).for_each(|_| stats.record(Timed::Hit, took)));
+            }
+        });
+        let threads = 2 * STRIPES as u64;
+        let hit_time = stats.snapshot().hit_time;
+        assert_eq!(hit_time.count, threads * (threads + 1) / 2);
+        let squares: u64 = (1..=threads).map(|t| t * t).sum();
+        assert_eq!(hit_time.total, Duration::from_micros(squares));
+        assert_eq!(stats.snapshot().compute_time.count, 0);
     }
 
     #[test]
