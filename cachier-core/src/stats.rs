@@ -404,17 +404,25 @@ mod facade {
 mod tests {
     use super::*;
 
+    /// Runs `record(t)` `t` times on each thread `t` of `2 * STRIPES`, so
+    /// that every stripe is written by two threads; returns the number of
+    /// threads.
+    fn on_every_stripe(record: impl Fn(u64) + Sync) -> u64 {
+        let threads = 2 * STRIPES as u64;
+        std::thread::scope(|scope| {
+            for thread in 1..=threads {
+                let record = &record;
+                scope.spawn(move || (0..thread).for_each(|_| record(thread)));
+            }
+        });
+        threads
+    }
+
     #[test]
     fn counts_of_every_thread_add_up() {
         let stats = Stats::new("tests::counts");
-        std::thread::scope(|scope| {
-            for thread in 1..=2 * STRIPES as u64 {
-                let stats = &stats;
-                scope.spawn(move || (0..thread).for_each(|_| stats.add(Counter::Hits, 1)));
-            }
-        });
+        let threads = on_every_stripe(|_| stats.add(Counter::Hits, 1));
         stats.add(Counter::Misses, 5);
-        let threads = 2 * STRIPES as u64;
         assert_eq!(stats.count(Counter::Hits), threads * (threads + 1) / 2);
         assert_eq!(
             (stats.snapshot().hits, stats.snapshot().misses),
@@ -422,19 +430,12 @@ mod tests {
         );
     }
 
-    /// Thread `t` of `2 * STRIPES` times `t` hits of `t` µs each: the
-    /// latency read back holds every one, whichever stripe it went to.
+    /// Thread `t` times `t` hits of `t` µs each: the latency read back
+    /// holds every one, whichever stripe it went to.
     #[test]
     fn times_of_every_thread_add_up() {
         let stats = Stats::new("tests::times");
-        std::thread::scope(|scope| {
-            for thread in 1..=2 * STRIPES as u64 {
-                let stats = &stats;
-                let took = Duration::from_micros(thread);
-                scope.spawn(move || (0..thread).for_each(|_| stats.record(Timed::Hit, took)));
-            }
-        });
-        let threads = 2 * STRIPES as u64;
+        let threads = on_every_stripe(|t| stats.record(Timed::Hit, Duration::from_micros(t)));
         let hit_time = stats.snapshot().hit_time;
         assert_eq!(hit_time.count, threads * (threads + 1) / 2);
         let squares: u64 = (1..=threads).map(|t| t * t).sum();
