@@ -404,9 +404,9 @@ mod facade {
 mod tests {
     use super::*;
 
-    /// Runs `record(t)` `t` times on each thread `t` of `2 * STRIPES`, so
-    /// that every stripe is written by two threads; returns the number of
-    /// threads.
+    /// Runs `record(t)` `t` times on each thread `t` of `2 * STRIPES`
+    /// (threads take stripes in turn, so they spread over every stripe);
+    /// returns the number of threads.
     fn on_every_stripe(record: impl Fn(u64) + Sync) -> u64 {
         let threads = 2 * STRIPES as u64;
         std::thread::scope(|scope| {
