@@ -27,6 +27,14 @@ mod file {
     cachier_core::core_contract!(|| Box::new(FileCore::new(fresh_dir())) as Box<dyn Core>);
 }
 
+/// Every entry of the suite is small enough for a segment.
+mod file_segments {
+    use super::*;
+    cachier_core::core_contract!(|| {
+        Box::new(FileCore::new(fresh_dir()).version("contract").segments(true)) as Box<dyn Core>
+    });
+}
+
 /// The engine asks a core for claims unless it is process-local, and gives
 /// a process-local core keys of this process only.
 mod process_local {

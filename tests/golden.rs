@@ -1,5 +1,5 @@
-//! Pins what must never change by accident: key digests and the entry file
-//! format. A change here makes every existing cache unreadable (or, worse,
+//! Pins what must never change by accident: key digests, the entry file
+//! format and the segment format. A change here makes every existing cache unreadable (or, worse,
 //! readable as something else); when it is deliberate, bump
 //! `cachier_core::file::format::VERSION` and regenerate with `CACHIER_BLESS=1`.
 
@@ -102,4 +102,55 @@ fn the_generations_file_layout_is_pinned() {
     let mut pinned = vec![0; 512];
     (pinned[0], pinned[slot]) = (1, 2);
     assert_eq!(slots, pinned);
+}
+
+fn golden_segment_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/segment-v2.segment")
+}
+
+#[test]
+fn the_segment_format_is_pinned() {
+    // A segment of three records: an entry (format version 1, as an entry
+    // file holds it), a removal mark of another key and a use mark of the
+    // entry's (format version 2).
+    let key = Key::new("golden::f", &(7u64, "seven")).unwrap();
+    let removed = Key::new("golden::f", &(8u64, "eight")).unwrap();
+    let entry = Entry::new(
+        UNIX_EPOCH + Duration::from_nanos(1_790_000_000_123_456_789),
+        vec![1, 2, 3],
+    );
+    let mut bytes = format::encode(&key, &entry);
+    let at = |nanos| UNIX_EPOCH + Duration::from_nanos(nanos);
+    bytes.extend(format::encode_mark(
+        format::Mark::Removed,
+        &removed,
+        at(1_790_000_001_000_000_000),
+    ));
+    bytes.extend(format::encode_mark(
+        format::Mark::Used,
+        &key,
+        at(1_790_000_002_000_000_000),
+    ));
+    if std::env::var_os("CACHIER_BLESS").is_some() {
+        std::fs::write(golden_segment_path(), &bytes).unwrap();
+    }
+    let golden = std::fs::read(golden_segment_path()).expect("tests/golden/segment-v2.segment");
+    assert_eq!(bytes, golden, "the segment format changed");
+
+    // And this build reads it back through a core packing entries.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let packed = || {
+        FileCore::new(dir.path().join("golden.f"))
+            .version("golden v1")
+            .segments(true)
+    };
+    packed().set(&removed, &entry).unwrap();
+    std::fs::copy(
+        golden_segment_path(),
+        packed().dpath().unwrap().join("1-1.segment"),
+    )
+    .unwrap();
+    let reader = packed();
+    assert_eq!(reader.get(&key).unwrap(), Some(entry.clone()));
+    assert_eq!(reader.get(&removed).unwrap(), None, "the removal mark is newer");
 }

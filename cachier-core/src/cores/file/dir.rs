@@ -26,6 +26,7 @@ use rustix::io::Errno;
 use super::claims::Claims;
 use super::generations::Generations;
 use super::recent::RECHECK;
+use super::segments::Segments;
 use super::trust::{self, Sharing};
 use crate::error::{Error, Result};
 
@@ -33,6 +34,8 @@ pub(super) struct Dir {
     fd: OwnedFd,
     /// Its generation counters, once mapped (see `generations`).
     generations: Option<Generations>,
+    /// Its segments, where small entries are packed (see `segments`).
+    segments: Option<Segments>,
     /// The claims held through this handle (see `claims`).
     #[cfg(target_os = "linux")]
     claims: Claims,
@@ -68,6 +71,7 @@ impl From<OwnedFd> for Dir {
         Dir {
             fd,
             generations: None,
+            segments: None,
             #[cfg(target_os = "linux")]
             claims: Claims::default(),
             found_at: AtomicU64::new(0),
@@ -80,6 +84,20 @@ impl Dir {
     pub fn with_generations(mut self, sharing: Sharing) -> Dir {
         self.generations = Generations::open(&self, sharing);
         self
+    }
+
+    /// This directory with small entries packed in segments, if it has
+    /// generation counters (which tell processes when to read them again).
+    pub fn with_segments(mut self) -> Dir {
+        if self.generations.is_some() {
+            self.segments = Some(Segments::default());
+        }
+        self
+    }
+
+    /// Its segments, if it packs small entries.
+    pub fn segments(&self) -> Option<&Segments> {
+        self.segments.as_ref()
     }
 
     /// Its generation counters, if mapped.
@@ -368,6 +386,28 @@ impl Dir {
         }
         widen_for_group(&fd, sharing)?;
         Ok(File::from(fd))
+    }
+
+    /// Opens the segment `name` (see `segments`) for reading and appending,
+    /// creating it first (it must not exist) if `create`; `Ok(None)` if it
+    /// is gone. Anything but a regular file is an
+    /// [`io::ErrorKind::InvalidData`] error.
+    pub fn open_segment(&self, name: &str, create: bool) -> io::Result<Option<File>> {
+        let mut flags = OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if create {
+            flags |= OFlags::CREATE | OFlags::EXCL;
+        }
+        let mode = Mode::from_raw_mode(Sharing::Private.file_mode());
+        let fd = match rustix::fs::openat(&self.fd, name, flags, mode) {
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(not_regular("a symbolic link")),
+            Err(Errno::NXIO) => return Err(not_regular("a socket or device")),
+            other => other?,
+        };
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+            return Err(not_regular("a special file"));
+        }
+        Ok(Some(File::from(fd)))
     }
 
     /// Opens the generations file `name` for reading and writing (see

@@ -50,8 +50,10 @@ unsafe impl Sync for Generations {}
 /// moments mean no store of that key and no removal in between.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Stamp {
-    directory: u64,
-    key: u64,
+    /// Slot 0: the directory's removals.
+    pub directory: u64,
+    /// The key's slot.
+    pub key: u64,
 }
 
 impl Generations {
@@ -85,7 +87,8 @@ impl Generations {
         unsafe { &*self.slots.as_ptr().add(index) }
     }
 
-    fn key_slot(key: &Key) -> usize {
+    /// The slot counting the stores of `key`.
+    pub fn key_slot(key: &Key) -> usize {
         1 + (key.word(0) % (SLOTS as u64 - 1)) as usize
     }
 
@@ -95,6 +98,13 @@ impl Generations {
             directory: self.slot(0).load(Ordering::Acquire),
             key: self.slot(Self::key_slot(key)).load(Ordering::Acquire),
         }
+    }
+
+    /// Every slot now, in order.
+    pub fn slots(&self) -> Vec<u64> {
+        (0..SLOTS)
+            .map(|index| self.slot(index).load(Ordering::Acquire))
+            .collect()
     }
 
     /// After the file of `key` was replaced.

@@ -43,6 +43,12 @@
 //! Entry files are opened with `O_NOATIME` (Linux, files the process owns),
 //! so that a read never writes their access time.
 //! Evictions under a [`Budget`] take the entries of the oldest ones first.
+//!
+//! A core made with [`FileCore::segments`] packs entries of up to
+//! [`segments::MAX_VALUE`] bytes of value into append-only segments, one
+//! per writing process, instead of a file each (see `segments`): a store
+//! appends a record, a removal appends a mark, and the files of larger
+//! entries stay as above.
 
 mod claims;
 mod dir;
@@ -51,6 +57,7 @@ mod generations;
 mod lock;
 mod recent;
 pub mod scan;
+mod segments;
 mod trust;
 
 use std::fmt::Write as _;
@@ -66,6 +73,7 @@ use rustix::fs::Stat;
 use sha1::{Digest, Sha1};
 
 use self::dir::Dir;
+use self::format::Mark;
 use self::generations::Stamp;
 pub use self::trust::Sharing;
 use crate::budget::Budget;
@@ -128,6 +136,8 @@ pub struct FileCore {
     /// Held while the directory is opened or let go: one thread opens it.
     opening: Mutex<()>,
     recent: recent::Recent,
+    /// Whether small entries are packed in segments (see [`FileCore::segments`]).
+    segments: bool,
 }
 
 /// What a file in a function's directory is, by its name; files of other
@@ -139,6 +149,7 @@ enum Kind {
     Temp,
     Generations,
     Claims,
+    Segment,
 }
 
 /// An entry file whose use [`FileCore::mark_used`] records: open (no path
@@ -161,7 +172,35 @@ impl FileCore {
             dir: ArcSwapOption::empty(),
             opening: Mutex::new(()),
             recent: recent::Recent::default(),
+            segments: false,
         }
+    }
+
+    /// This core packing small entries (values of up to 4 KiB less 50 bytes)
+    /// into append-only segments, one per writing process, instead of a
+    /// file each, where it can: for one version of a function's code (see
+    /// [`version`](Self::version)) in a directory with generation counters
+    /// (private, on a local filesystem, on Linux). Elsewhere it keeps a
+    /// file per entry. A store then appends one record to a file already
+    /// open, and a million entries of 8-byte values take about 60 MB,
+    /// not 4 GB; a removal (an eviction, a cleanup of stale entries)
+    /// appends a mark, and the bytes of removed entries stay until the
+    /// version's directory is cleared. `cachier ls` and `gc` list segments
+    /// as shared files, not their entries. Entry files already there are
+    /// still read.
+    ///
+    /// ```
+    /// use cachier_core::{Core, Entry, FileCore, Key};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let core = FileCore::new(dir.path().join("demo.f")).version("demo::f v1").segments(true);
+    /// let key = Key::new("demo::f", &1u64).unwrap();
+    /// core.set(&key, &Entry::new(std::time::SystemTime::now(), vec![3])).unwrap();
+    /// assert_eq!(&*core.get(&key).unwrap().unwrap().value, &[3]);
+    /// ```
+    #[must_use]
+    pub fn segments(mut self, packed: bool) -> Self {
+        self.segments = packed;
+        self
     }
 
     /// This core shared as `sharing` says.
@@ -287,7 +326,10 @@ impl FileCore {
         // The version's last use, for `reclaim_versions`; a directory this
         // process may not touch keeps its time.
         let _ = function.touch(version);
-        let dir = dir.with_generations(self.sharing);
+        let mut dir = dir.with_generations(self.sharing);
+        if self.segments {
+            dir = dir.with_segments();
+        }
         let named = function.names(version, dir.identity().map_err(io)?).map_err(io)?;
         Ok(named.then_some(dir))
     }
@@ -502,10 +544,19 @@ impl FileCore {
         }
     }
 
-    /// Reads and checks the entry file `name`, allocating no more than
-    /// [`FIRST_READ`] bytes until its header and its size agree.
+    /// Reads and checks the entry of `key`: from a segment if one holds it,
+    /// else from the file `name`, allocating no more than [`FIRST_READ`]
+    /// bytes until its header and its size agree.
     fn read_file(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
         let checked = Self::checked(dir, key);
+        if let (Some(segments), Some((stamp, _))) = (dir.segments(), checked)
+            && let Some(entry) = segments
+                .get(dir, key, stamp, USE_RESOLUTION)
+                .map_err(|e| self.error(name, e))?
+        {
+            self.recent.remember(*key, None, checked, &entry);
+            return Ok(Some(entry));
+        }
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
             if let Some(checked) = checked {
@@ -532,7 +583,7 @@ impl FileCore {
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
         // Kept with the identity the file has once marked used, if it is.
         let stat = Self::mark_used(dir, Used::Open(&file), &stat).unwrap_or(stat);
-        self.recent.remember(*key, &stat, checked, &entry);
+        self.recent.remember(*key, Some(&stat), checked, &entry);
         Ok(Some(entry))
     }
 
@@ -581,6 +632,45 @@ impl FileCore {
         let temp = temp_name(name);
         let file = dir.create_new(&temp, self.sharing)?;
         rename_over(dir, &temp, name, &file, || (&file).write_all(bytes))
+    }
+
+    /// Stores `bytes`, the entry of `key` encoded (see [`mod@format`]): appended
+    /// to a segment if the directory packs entries this small (removing an
+    /// older entry file first), else written as the file `name` (hiding older
+    /// records with a removal mark).
+    fn store(&self, dir: &Dir, key: &Key, name: &str, bytes: &[u8]) -> io::Result<()> {
+        match dir.segments() {
+            Some(segments) if bytes.len() <= format::file_len(segments::MAX_VALUE) => {
+                dir.remove(name)?;
+                segments.append(dir, bytes)
+            }
+            Some(segments) => {
+                self.write_atomically(dir, name, bytes)?;
+                segments.append(dir, &format::encode_mark(Mark::Removed, key, SystemTime::now()))
+            }
+            None => self.write_atomically(dir, name, bytes),
+        }
+    }
+
+    /// Marks removed the entries in segments that `doomed` selects; returns
+    /// how many went.
+    fn remove_packed(&self, doomed: impl Fn(&segments::Packed) -> bool) -> Result<u64> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(0);
+        };
+        let Some(segments) = dir.segments() else {
+            return Ok(0);
+        };
+        let entries = segments.entries(&dir).into_iter();
+        let keys: Vec<Key> = entries
+            .filter(|packed| doomed(packed))
+            .map(|packed| packed.key)
+            .collect();
+        segments
+            .remove(&dir, &keys)
+            .map_err(|e| Error::io(&self.path, e))?;
+        dir.removed(keys.len() as u64);
+        Ok(keys.len() as u64)
     }
 
     /// Removes the files of `kinds` that `doomed` selects; returns how many went.
@@ -633,7 +723,7 @@ impl FileCore {
             // Taking and dropping the claim unlinks the file.
             Kind::Lock => matches!(lock::try_lock(dir, name, self.sharing), Ok(Some(_))),
             Kind::Temp => matches!(dir.open_regular(name), Ok(Some((file, _))) if file.try_lock().is_ok()),
-            Kind::Entry | Kind::Generations | Kind::Claims => false,
+            Kind::Entry | Kind::Generations | Kind::Claims | Kind::Segment => false,
         }
     }
 }
@@ -677,11 +767,12 @@ fn is_version(name: &str) -> bool {
 
 /// The kind of file `name` is, if it is one of this core's names:
 /// `<40 hex>.cachier`, `<40 hex>.lock`, `<40 hex>.<digits>-<digits>.tmp`,
-/// `generations` or `claims`.
+/// `generations`, `claims` or `<digits>-<digits>.segment`.
 fn kind_of(name: &str) -> Option<Kind> {
     match name {
         generations::FILE_NAME => return Some(Kind::Generations),
         claims::FILE_NAME => return Some(Kind::Claims),
+        _ if segments::is_segment(name) => return Some(Kind::Segment),
         _ => {}
     }
     let (key, rest) = name.split_at_checked(40)?;
@@ -773,7 +864,7 @@ impl Core for FileCore {
         let name = name_of(key, ENTRY_EXT);
         let bytes = format::encode(key, entry);
         self.with_created_dir(|dir| {
-            self.write_atomically(dir, &name, &bytes)
+            self.store(dir, key, &name, &bytes)
                 .map_err(|e| self.error(&name, e))?;
             if let Some(generations) = dir.generations() {
                 generations.stored(key);
@@ -828,7 +919,8 @@ impl Core for FileCore {
             matches!(dir.open_regular(name), Ok(Some((file, _))) if (&file).read_exact(&mut header).is_ok())
                 && format::computed_at(&header).is_some_and(|computed_at| computed_at < cutoff)
         };
-        let deleted = self.remove_where(&[Kind::Entry], computed_before_cutoff)?;
+        let deleted = self.remove_where(&[Kind::Entry], computed_before_cutoff)?
+            + self.remove_packed(|packed| packed.computed_at < cutoff)?;
         self.reclaim()?;
         Ok(deleted)
     }
@@ -837,11 +929,17 @@ impl Core for FileCore {
         Ok(self.reclaim_retired()? + self.reclaim_versions(VERSION_GRACE)? + self.reclaim_files()?)
     }
 
-    /// Lists the entries of this version with their modification times:
-    /// the cost of an eviction round grows with the number of entries. An
-    /// entry stored by another process between that listing and its removal
-    /// can be evicted in its place (it is then computed again).
+    /// Lists the entries of this version with their modification times
+    /// (and those in segments with their last use): the cost of an eviction
+    /// round grows with the number of entries. An entry stored by another
+    /// process between that listing and its removal can be evicted in its
+    /// place (it is then computed again).
     fn evict(&self, budget: Budget) -> Result<Option<u64>> {
+        /// An entry to evict: a file, or a record in a segment.
+        enum Victim {
+            File(String),
+            Packed(Key),
+        }
         let Some(dir) = self.open_dir(false)? else {
             return Ok(Some(0));
         };
@@ -851,12 +949,30 @@ impl Core for FileCore {
                 && let Some(stat) = dir.stat(&name).map_err(|e| self.error(&name, e))?
             {
                 let size = u64::try_from(stat.st_size).unwrap_or(0);
-                entries.push(((modified(&stat), name.clone()), size, name));
+                entries.push(((modified(&stat), name.clone()), size, Victim::File(name)));
+            }
+        }
+        if let Some(segments) = dir.segments() {
+            for packed in segments.entries(&dir) {
+                let order = (packed.used, packed.key.hex().as_str().to_owned());
+                entries.push((order, packed.len, Victim::Packed(packed.key)));
             }
         }
         let mut evicted = 0;
-        for name in budget.victims(entries) {
-            evicted += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?);
+        let mut packed = Vec::new();
+        for victim in budget.victims(entries) {
+            match victim {
+                Victim::File(name) => {
+                    evicted += u64::from(dir.remove(&name).map_err(|e| self.error(&name, e))?)
+                }
+                Victim::Packed(key) => packed.push(key),
+            }
+        }
+        if let Some(segments) = dir.segments() {
+            segments
+                .remove(&dir, &packed)
+                .map_err(|e| Error::io(&self.path, e))?;
+            evicted += packed.len() as u64;
         }
         dir.removed(evicted);
         Ok(Some(evicted))

@@ -69,10 +69,11 @@ impl Default for Recent {
 
 /// What is known of one key.
 enum Known {
-    /// Its entry, read from `file`; `checked` (where the directory has
-    /// counters) when that file was last checked.
+    /// Its entry, read from `file` (`None`: from a segment, see
+    /// `segments`); `checked` (where the directory has counters) when it
+    /// was last checked.
     Entry {
-        file: FileId,
+        file: Option<FileId>,
         checked: Option<Checked>,
         entry: Entry,
     },
@@ -145,10 +146,13 @@ impl Recent {
         self.keep(key, Known::Absent(checked));
     }
 
-    /// Whether an entry is kept for `key` (worth a `stat` to validate it).
-    /// Takes no lock.
+    /// Whether an entry read from a file is kept for `key` (worth a `stat`
+    /// to validate it). Takes no lock.
     pub fn holds(&self, key: &Key) -> bool {
-        matches!(self.known.pin().get(key), Some(Known::Entry { .. }))
+        matches!(
+            self.known.pin().get(key),
+            Some(Known::Entry { file: Some(_), .. })
+        )
     }
 
     /// The entry kept for `key`, if it came from the file `stat` describes;
@@ -159,14 +163,14 @@ impl Recent {
         })
     }
 
-    /// Keeps `entry`, read from the file `stat` describes (`checked` as for
-    /// [`get`](Self::get)).
-    pub fn remember(&self, key: Key, stat: &Stat, checked: Option<Checked>, entry: &Entry) {
+    /// Keeps `entry`, read from the file `stat` describes, or from a
+    /// segment if `None` (`checked` as for [`get`](Self::get)).
+    pub fn remember(&self, key: Key, stat: Option<&Stat>, checked: Option<Checked>, entry: &Entry) {
         if entry.value.len() > MAX_VALUE {
             return;
         }
         let known = Known::Entry {
-            file: FileId::of(stat),
+            file: stat.map(FileId::of),
             checked,
             entry: entry.clone(),
         };
@@ -217,7 +221,7 @@ impl Recent {
         map.insert(key, known);
     }
 
-    /// Gives the entry kept for `key` the file identity and check that
+    /// Gives the entry read from a file kept for `key` the file identity and check that
     /// `update` makes of its own, if it makes them, and returns the entry.
     /// Its cost stays the same.
     fn recheck(
@@ -227,7 +231,12 @@ impl Recent {
     ) -> Option<Entry> {
         let _bytes = self.lock();
         let map = self.known.pin();
-        let Some(Known::Entry { file, checked, entry }) = map.get(key) else {
+        let Some(Known::Entry {
+            file: Some(file),
+            checked,
+            entry,
+        }) = map.get(key)
+        else {
             return None;
         };
         let (file, checked) = update(*file, *checked)?;
@@ -235,7 +244,7 @@ impl Recent {
         map.insert(
             *key,
             Known::Entry {
-                file,
+                file: Some(file),
                 checked,
                 entry: entry.clone(),
             },
@@ -260,7 +269,12 @@ mod tests {
                 threads.spawn(move || {
                     for i in 0..20_000u32 {
                         let key = Key::new("recent", &(thread, i % 5_000)).unwrap();
-                        recent.remember(key, &stat, None, &Entry::new(SystemTime::now(), vec![0; 1_000]));
+                        recent.remember(
+                            key,
+                            Some(&stat),
+                            None,
+                            &Entry::new(SystemTime::now(), vec![0; 1_000]),
+                        );
                         if i % 3 == 0 {
                             recent.forget(&key);
                         }

@@ -53,7 +53,8 @@ pub enum Kind {
     /// A store under way, or one a killed writer left behind.
     Temp,
     /// A file every process using the directory shares (generation
-    /// counters, claims; see [`FileCore`](super::FileCore)): never an entry.
+    /// counters, claims, segments; see [`FileCore`](super::FileCore)): never
+    /// an entry file.
     Shared,
     /// Not a name the core writes: never removed.
     Foreign,
@@ -196,7 +197,7 @@ fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
         None => Kind::Foreign,
         Some(FileKind::Lock) => Kind::Lock,
         Some(FileKind::Temp) => Kind::Temp,
-        Some(FileKind::Generations | FileKind::Claims) => Kind::Shared,
+        Some(FileKind::Generations | FileKind::Claims | FileKind::Segment) => Kind::Shared,
         Some(FileKind::Entry) if depth == Depth::Names => Kind::Entry,
         Some(FileKind::Entry) => match read_entry(dir, &file.name, depth) {
             Some(computed_at) => {

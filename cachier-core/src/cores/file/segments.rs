@@ -1,0 +1,514 @@
+//! Small entries packed in append-only segments, one per writing process,
+//! instead of a file each (see [`FileCore::segments`](super::FileCore::segments)
+//! and `docs/design/segments.md`).
+//!
+//! A segment, `<pid>-<n>.segment` in a version's directory, is a sequence of
+//! records (see [`format`]): entries, exactly as an entry file holds them,
+//! and marks saying that a key's entry was removed or used. Only the process
+//! holding a segment's `flock` appends to it, so records never interleave,
+//! and a process killed mid-append leaves a torn record at the end of its
+//! own segment only. A process takes a segment no process holds (and cuts
+//! off a torn end) before it makes a new one, so a directory has about as
+//! many segments as processes ever wrote to it at once. A writer starts a new
+//! segment past [`ROLL`] bytes, and after a failed `write`, so that a torn
+//! record is always its segment's last.
+//!
+//! Each process indexes the records of every segment: for each key, the
+//! newest record by its time (entries: when computed; marks: when made),
+//! later in a segment winning a tie. An entry record is the key's entry;
+//! a removal mark hides older entry records (an entry *file* is hidden by
+//! being removed instead). The index is brought up to date only when the
+//! directory's generation counters (see `generations`) say it may be out of
+//! date: the segments are listed again after a removal count changed (a
+//! writer making a new segment bumps it too), and their tails are read
+//! again when the key's stamp changed, so a lookup of a key nobody stored
+//! since makes no syscall but the `pread` of its record. A writer bumps the
+//! key's stamp after its append returns, so no reader is sent to a record
+//! still being written; a reader tailing a segment for another key's sake
+//! may still meet one, and stops before a record that is short or fails
+//! its checksum at the end of what it read (it is read again next time).
+//!
+//! Segments are untrusted input like entry files: read with `pread`, never
+//! mapped (a segment truncated under a mapping would raise `SIGBUS`), every
+//! record checked, a declared value length over [`MAX_VALUE`] refused unread,
+//! and at most [`MAX_SEGMENTS`] segments and [`MAX_KEYS`] keys indexed. A
+//! record that fails its checksum is a corrupt entry for its key; bytes
+//! where no record begins end what can be read of that segment (its keys
+//! are then misses, computed again into another).
+//!
+//! Every method takes one mutex for its whole duration.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::BuildHasherDefault;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::dir::Dir;
+use super::format::{self, Mark, Parsed, Record};
+use super::generations::{Generations, Stamp};
+use crate::entry::Entry;
+use crate::key::{Key, KeyHasher};
+
+/// How a segment's name ends: `<pid>-<n>.segment`.
+pub const EXT: &str = "segment";
+/// Entries of values up to this many bytes go in segments (a record of at
+/// most 4 KiB); larger ones keep a file of their own.
+pub const MAX_VALUE: usize = 4096 - format::file_len(0);
+/// A writer starts a new segment once its own is this long.
+const ROLL: u64 = 64 << 20;
+/// Most segments one process reads; others are not read (their keys miss).
+const MAX_SEGMENTS: usize = 256;
+/// Most keys one process indexes (about 48 bytes each); records of further
+/// keys are not indexed (their keys miss).
+const MAX_KEYS: usize = 1 << 22;
+/// Bytes read from a segment at a time.
+const CHUNK: usize = 64 << 10;
+
+/// The segments of one directory, as this process knows them.
+#[derive(Default)]
+pub struct Segments {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// By number; `None` once its file is gone.
+    segments: Vec<Option<Segment>>,
+    /// The number of the segment this process appends to, if any.
+    writer: Option<usize>,
+    keys: HashMap<Key, Slot, BuildHasherDefault<KeyHasher>>,
+    /// The directory's removal count when the segments were last listed.
+    listed_at: Option<u64>,
+    /// The key slots of the generation counters when the tails were last read.
+    read_at: Vec<u64>,
+}
+
+struct Segment {
+    name: String,
+    file: File,
+    /// Where its records read so far end.
+    read_to: u64,
+}
+
+/// The newest record of a key.
+#[derive(Clone, Copy)]
+struct Slot {
+    segment: usize,
+    offset: u64,
+    len: usize,
+    /// When it was computed (an entry) or made (a mark), since the epoch.
+    at: u64,
+    /// For an entry: when last used (at least `at`).
+    used: u64,
+    kind: SlotKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotKind {
+    Entry,
+    Removed,
+    Corrupt,
+}
+
+/// An entry kept in a segment, as [`Segments::entries`] lists it.
+pub struct Packed {
+    pub key: Key,
+    /// When it was computed.
+    pub computed_at: SystemTime,
+    /// When it was last used.
+    pub used: SystemTime,
+    /// Its record's size in bytes.
+    pub len: u64,
+}
+
+impl Segments {
+    /// The entry of `key`, if a segment holds it and no newer mark removed
+    /// it: `Ok(None)` sends the caller to the key's entry file. `stamp`: the
+    /// key's stamp taken before this call. Marks the entry used if it was
+    /// not within `resolution`. A record that fails its checks is an
+    /// [`io::ErrorKind::InvalidData`] error.
+    pub fn get(&self, dir: &Dir, key: &Key, stamp: Stamp, resolution: Duration) -> io::Result<Option<Entry>> {
+        let mut state = self.lock();
+        state.refresh(dir, Some((key, stamp)));
+        let Some(slot) = state.keys.get(key).copied() else {
+            return Ok(None);
+        };
+        match slot.kind {
+            SlotKind::Removed => return Ok(None),
+            SlotKind::Corrupt => return Err(corrupt("a segment record fails its checksum".into())),
+            SlotKind::Entry => {}
+        }
+        let Some(segment) = state.segments.get(slot.segment).and_then(Option::as_ref) else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0; slot.len];
+        segment
+            .file
+            .read_exact_at(&mut bytes, slot.offset)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => corrupt("a segment cut short under its record".into()),
+                _ => e,
+            })?;
+        let entry = format::decode(key, &bytes).map_err(corrupt)?;
+        let now = SystemTime::now();
+        if time_of(slot.used) + resolution <= now {
+            // A use not recorded is an eviction order slightly off, no more.
+            let _ = state.append(dir, &format::encode_mark(Mark::Used, key, now));
+        }
+        Ok(Some(entry))
+    }
+
+    /// Appends `record` (an entry or a mark, see [`format`]) to this
+    /// process's segment, taking or making one first. The caller then bumps
+    /// the key's stamp.
+    pub fn append(&self, dir: &Dir, record: &[u8]) -> io::Result<()> {
+        self.lock().append(dir, record)
+    }
+
+    /// Every entry the segments hold, read up to date first.
+    pub fn entries(&self, dir: &Dir) -> Vec<Packed> {
+        let mut state = self.lock();
+        state.refresh(dir, None);
+        let entries = state.keys.iter().filter(|(_, slot)| slot.kind == SlotKind::Entry);
+        entries
+            .map(|(key, slot)| Packed {
+                key: *key,
+                computed_at: time_of(slot.at),
+                used: time_of(slot.used),
+                len: slot.len as u64,
+            })
+            .collect()
+    }
+
+    /// Marks the entries of `keys` removed, in one append; the caller then
+    /// bumps the directory's removal count.
+    pub fn remove(&self, dir: &Dir, keys: &[Key]) -> io::Result<()> {
+        let now = SystemTime::now();
+        let mut marks = Vec::with_capacity(keys.len() * format::MARK_LEN);
+        for key in keys {
+            marks.extend_from_slice(&format::encode_mark(Mark::Removed, key, now));
+        }
+        if marks.is_empty() {
+            return Ok(());
+        }
+        self.lock().append(dir, &marks)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Brings the index up to date for `key` (its stamp taken before), or
+    /// for every key.
+    fn refresh(&mut self, dir: &Dir, key: Option<(&Key, Stamp)>) {
+        let Some(generations) = dir.generations() else {
+            return;
+        };
+        let removals = generations.removals();
+        if self.listed_at != Some(removals) {
+            self.list(dir);
+            self.listed_at = Some(removals);
+            self.read_at.clear();
+        }
+        let current = key.is_some_and(|(key, stamp)| {
+            self.listed_at == Some(stamp.directory)
+                && self.read_at.get(Generations::key_slot(key)) == Some(&stamp.key)
+        });
+        if !current {
+            // Taken before the tails are read: stores bumped after are read next time.
+            self.read_at = generations.slots();
+            self.read_tails();
+        }
+    }
+
+    /// Opens the segments listed in `dir` that are not open yet, and
+    /// forgets those whose files are gone, with their keys.
+    fn list(&mut self, dir: &Dir) {
+        let names = match dir.list() {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(%error, "cachier: cannot list a cache directory's segments");
+                return;
+            }
+        };
+        let names: Vec<String> = names.into_iter().filter(|name| is_segment(name)).collect();
+        let mut gone = Vec::new();
+        for (number, held) in self.segments.iter_mut().enumerate() {
+            if held
+                .as_ref()
+                .is_some_and(|segment| !names.contains(&segment.name))
+            {
+                *held = None;
+                gone.push(number);
+            }
+        }
+        if !gone.is_empty() {
+            self.keys.retain(|_, slot| !gone.contains(&slot.segment));
+            if self.writer.is_some_and(|writer| gone.contains(&writer)) {
+                self.writer = None;
+            }
+        }
+        for name in names {
+            let open = self
+                .segments
+                .iter()
+                .flatten()
+                .filter(|segment| segment.name == name);
+            if open.count() > 0 || self.segments.iter().flatten().count() >= MAX_SEGMENTS {
+                continue;
+            }
+            match dir.open_regular(&name) {
+                Ok(Some((file, _))) => self.segments.push(Some(Segment {
+                    name,
+                    file,
+                    read_to: 0,
+                })),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, segment = name, "cachier: a segment not read"),
+            }
+        }
+    }
+
+    /// Indexes the records appended to every segment since last read.
+    fn read_tails(&mut self) {
+        for number in 0..self.segments.len() {
+            if let Err(error) = self.read_on(number) {
+                tracing::warn!(%error, "cachier: a segment not read");
+            }
+        }
+    }
+
+    /// Indexes the records of segment `number` past those read; returns
+    /// where they end.
+    fn read_on(&mut self, number: usize) -> io::Result<u64> {
+        let Some(mut segment) = self.segments[number].take() else {
+            return Ok(0);
+        };
+        let read = scan(&segment.file, segment.read_to, |offset, parsed| {
+            self.index(number, offset, parsed);
+        });
+        if let Ok(end) = read {
+            segment.read_to = end;
+        }
+        self.segments[number] = Some(segment);
+        read
+    }
+
+    /// Takes the record `parsed`, at `offset` in segment `segment`, into the index.
+    fn index(&mut self, segment: usize, offset: u64, parsed: Parsed) {
+        let slot = |len, at, kind| Slot {
+            segment,
+            offset,
+            len,
+            at,
+            used: at,
+            kind,
+        };
+        let (key, slot) = match parsed {
+            Parsed::Whole(Record::Entry { key, at, len }) => (key, slot(len, at, SlotKind::Entry)),
+            Parsed::Whole(Record::Mark {
+                mark: Mark::Removed,
+                key,
+                at,
+            }) => (key, slot(format::MARK_LEN, at, SlotKind::Removed)),
+            Parsed::Whole(Record::Mark {
+                mark: Mark::Used,
+                key,
+                at,
+            }) => {
+                if let Some(slot) = self
+                    .keys
+                    .get_mut(&key)
+                    .filter(|slot| slot.kind == SlotKind::Entry)
+                {
+                    slot.used = slot.used.max(at);
+                }
+                return;
+            }
+            // Its time is not to be trusted: it replaces what was read
+            // before it, and any record read after it replaces it.
+            Parsed::Corrupt { key, len } => (key, slot(len, 0, SlotKind::Corrupt)),
+            Parsed::Short { .. } | Parsed::Lost => return,
+        };
+        let full = self.keys.len() >= MAX_KEYS;
+        match self.keys.get_mut(&key) {
+            Some(old) if slot.kind == SlotKind::Corrupt || slot.at >= old.at => *old = slot,
+            Some(_) => {}
+            None if full => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!("cachier: {MAX_KEYS} keys indexed, segment entries past them miss")
+                });
+            }
+            None => {
+                self.keys.insert(key, slot);
+            }
+        }
+    }
+
+    /// Appends `records` to this process's segment, and indexes them.
+    fn append(&mut self, dir: &Dir, records: &[u8]) -> io::Result<()> {
+        let number = match self.writer {
+            Some(number) => number,
+            None => self.start_writing(dir)?,
+        };
+        let Some(segment) = self.segments[number].as_mut() else {
+            self.writer = None;
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let offset = segment.read_to;
+        if let Err(error) = (&segment.file).write_all(records) {
+            // What was written of them, if anything, stays its segment's last.
+            self.writer = None;
+            return Err(error);
+        }
+        segment.read_to += records.len() as u64;
+        if segment.read_to >= ROLL {
+            self.writer = None;
+        }
+        let mut at = 0;
+        while let Parsed::Whole(record) = format::parse(&records[at..], MAX_VALUE) {
+            self.index(number, offset + at as u64, Parsed::Whole(record));
+            at += record.size();
+        }
+        Ok(())
+    }
+
+    /// Takes a segment no process holds, or makes one; returns its number.
+    fn start_writing(&mut self, dir: &Dir) -> io::Result<usize> {
+        self.refresh(dir, None);
+        for number in 0..self.segments.len() {
+            let Some(segment) = &self.segments[number] else {
+                continue;
+            };
+            if segment.read_to >= ROLL {
+                continue;
+            }
+            let Ok(Some(file)) = dir.open_segment(&segment.name, false) else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue;
+            }
+            // Held now: read to its end, and cut off whatever no record begins.
+            let name = segment.name.clone();
+            let read_to = segment.read_to;
+            self.segments[number] = Some(Segment { name, file, read_to });
+            let end = self.read_on(number)?;
+            if let Some(segment) = &self.segments[number] {
+                segment.file.set_len(end)?;
+            }
+            self.writer = Some(number);
+            return Ok(number);
+        }
+        // A name a dead process with this one's pid used may be taken.
+        static NONCE: AtomicU64 = AtomicU64::new(0);
+        let (name, file) = loop {
+            let name = format!(
+                "{}-{}.{EXT}",
+                std::process::id(),
+                NONCE.fetch_add(1, Ordering::Relaxed)
+            );
+            match dir.open_segment(&name, true) {
+                Ok(Some(file)) => break (name, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Ok(None) => return Err(io::ErrorKind::NotFound.into()),
+                Err(e) => return Err(e),
+            }
+        };
+        file.try_lock().map_err(io::Error::from)?;
+        self.segments.push(Some(Segment {
+            name,
+            file,
+            read_to: 0,
+        }));
+        let number = self.segments.len() - 1;
+        self.writer = Some(number);
+        // Sends every process to list the segments again.
+        if let Some(generations) = dir.generations() {
+            generations.removed();
+        }
+        Ok(number)
+    }
+}
+
+/// Reads the records of `file` from `from` on, lending each to `each` with
+/// its offset; returns where the last whole one ends. Stops before bytes
+/// where no record begins, and before a record short of the file's end or
+/// failing its checksum at the end (still being written, or torn).
+fn scan(file: &File, from: u64, mut each: impl FnMut(u64, Parsed)) -> io::Result<u64> {
+    let mut buffer = Vec::new();
+    // The file's offset of `buffer[0]`, and whether the buffer reaches the end.
+    let (mut start, mut at_end) = (from, false);
+    let mut at = from;
+    loop {
+        let rest = &buffer[(at - start) as usize..];
+        let parsed = format::parse(rest, MAX_VALUE);
+        // A record reaching the end of what was read may be cut short by it.
+        let reaching = match parsed {
+            Parsed::Short { len } => Some(len),
+            Parsed::Corrupt { len, .. } if len == rest.len() => Some(len),
+            _ => None,
+        };
+        if let Some(len) = reaching {
+            if at_end {
+                return Ok(at);
+            }
+            buffer.drain(..(at - start) as usize);
+            start = at;
+            let have = buffer.len();
+            // A byte past the record tells whether it is the last.
+            let want = (len + 1).max(CHUNK);
+            buffer.resize(want, 0);
+            let got = read_at_most(file, &mut buffer[have..], start + have as u64)?;
+            buffer.truncate(have + got);
+            at_end = have + got < want;
+            continue;
+        }
+        let len = match parsed {
+            Parsed::Whole(record) => record.size(),
+            Parsed::Corrupt { len, .. } => len,
+            Parsed::Short { .. } | Parsed::Lost => return Ok(at),
+        };
+        each(at, parsed);
+        at += len as u64;
+    }
+}
+
+/// Reads into `buffer` from `offset` until it is full or the file ends;
+/// returns how many bytes were read.
+fn read_at_most(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut read = 0;
+    while read < buffer.len() {
+        match file.read_at(&mut buffer[read..], offset + read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
+}
+
+/// Whether `name` is that of a segment: `<digits>-<digits>.segment`.
+pub fn is_segment(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_suffix(EXT)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .and_then(|writer| writer.split_once('-'))
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
+fn time_of(nanos: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+fn corrupt(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, reason)
+}

@@ -1,0 +1,270 @@
+//! The file core packing small entries into segments (`FileCore::segments`):
+//! what lands where, other processes' stores and clears, a writer killed
+//! mid-append, corrupt and hostile segments, eviction order. The test binary
+//! runs itself again as the other processes (see `support`).
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use cachier::{Budget, Core, Entry, Error, FileCore, Key};
+use support::{Peer, role, run, say, wait_for_parent};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("segments")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A core packing small entries, for the function directory `dir`.
+fn packed(dir: &Path) -> FileCore {
+    FileCore::new(dir).version("segments::f v1").segments(true)
+}
+
+fn key(n: u64) -> Key {
+    Key::new("segments::f", &n).unwrap()
+}
+
+fn value_of(core: &FileCore, n: u64) -> Option<Vec<u8>> {
+    core.get(&key(n)).unwrap().map(|entry| entry.value.to_vec())
+}
+
+fn store(core: &FileCore, n: u64, value: Vec<u8>) {
+    core.set(&key(n), &Entry::new(SystemTime::now(), value)).unwrap();
+}
+
+/// The names in the version's directory ending in `ext`.
+fn named(core: &FileCore, ext: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(core.dpath().unwrap())
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == ext))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The other processes' side of the tests below.
+#[test]
+#[ignore = "a helper: the other tests of this file run it as a child process"]
+fn child() {
+    let core = packed(Path::new(&run()));
+    match role().as_str() {
+        "store" => {
+            store(&core, 1, b"child".to_vec());
+            store(&core, 2, b"child".to_vec());
+            say("stored");
+            wait_for_parent();
+            core.clear().unwrap();
+            say("cleared");
+        }
+        "fill" => {
+            for n in 0.. {
+                store(&core, n, vec![n as u8; 1_000]);
+                say(&format!("written {n}"));
+            }
+        }
+        other => panic!("unknown role {other:?}"),
+    }
+}
+
+#[test]
+fn small_entries_share_one_segment_and_large_ones_keep_their_files() {
+    let core = packed(&scratch("where"));
+    for n in 0..100 {
+        store(&core, n, vec![n as u8; 100]);
+    }
+    store(&core, 100, vec![7; 8_192]);
+    assert_eq!(named(&core, "segment").len(), 1);
+    assert_eq!(named(&core, "cachier").len(), 1);
+    for n in 0..100 {
+        assert_eq!(value_of(&core, n), Some(vec![n as u8; 100]));
+    }
+    assert_eq!(value_of(&core, 100), Some(vec![7; 8_192]));
+
+    // A key moving between the two is served its newest value, from either.
+    store(&core, 0, vec![1; 8_192]);
+    assert_eq!(value_of(&core, 0), Some(vec![1; 8_192]));
+    assert_eq!(value_of(&packed(&scratch_path("where")), 0), Some(vec![1; 8_192]));
+    store(&core, 0, vec![2; 10]);
+    assert_eq!(
+        named(&core, "cachier").len(),
+        1,
+        "the large entry's file is removed"
+    );
+    assert_eq!(value_of(&core, 0), Some(vec![2; 10]));
+    assert_eq!(value_of(&packed(&scratch_path("where")), 0), Some(vec![2; 10]));
+}
+
+/// The path `scratch` gives, without emptying it.
+fn scratch_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("segments")
+        .join(name)
+}
+
+#[test]
+fn another_processes_stores_and_clear_are_seen_at_the_next_call() {
+    let dir = scratch("coherent");
+    let core = packed(&dir);
+    store(&core, 1, b"parent".to_vec());
+    assert_eq!(value_of(&core, 1), Some(b"parent".to_vec()));
+    assert_eq!(value_of(&core, 2), None);
+
+    let mut peer = Peer::start("store", dir.to_str().unwrap());
+    peer.expect("stored");
+    assert_eq!(value_of(&core, 1), Some(b"child".to_vec()));
+    assert_eq!(value_of(&core, 2), Some(b"child".to_vec()));
+    peer.tell();
+    peer.expect("cleared");
+    assert_eq!(value_of(&core, 1), None);
+    assert_eq!(value_of(&core, 2), None);
+    peer.finish();
+}
+
+#[test]
+fn a_writer_killed_mid_append_loses_no_other_record() {
+    let dir = scratch("killed");
+    let peer = Peer::start("fill", dir.to_str().unwrap());
+    peer.expect("written 200");
+    peer.kill();
+    let core = packed(&dir);
+    let segments = named(&core, "segment");
+    assert_eq!(segments.len(), 1);
+    // What a kill in the middle of a `write` leaves: part of a record.
+    let torn = {
+        let bytes = std::fs::read(&segments[0]).unwrap();
+        bytes[..bytes.len().min(700)].to_vec()
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segments[0])
+        .unwrap()
+        .write_all(&torn[..500])
+        .unwrap();
+    for n in 0..=200 {
+        assert_eq!(value_of(&core, n), Some(vec![n as u8; 1_000]), "key {n}");
+    }
+
+    // The next writer takes the dead one's segment, cuts the torn record
+    // off, and appends after it: a process starting later reads it all.
+    store(&core, 5_000, b"after".to_vec());
+    assert_eq!(
+        named(&core, "segment"),
+        segments,
+        "the dead writer's segment is taken"
+    );
+    let later = packed(&dir);
+    assert_eq!(value_of(&later, 5_000), Some(b"after".to_vec()));
+    for n in 0..=200 {
+        assert_eq!(value_of(&later, n), Some(vec![n as u8; 1_000]), "key {n}");
+    }
+}
+
+/// Records of `n` bytes of value each, keys 0..10, in one segment.
+fn ten_records(name: &str, n: usize) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let core = packed(&dir);
+    for k in 0..10 {
+        store(&core, k, vec![k as u8; n]);
+    }
+    let segment = named(&core, "segment").remove(0);
+    (dir, segment)
+}
+
+#[test]
+fn a_flipped_bit_makes_its_key_a_miss_and_no_other() {
+    let (dir, segment) = ten_records("flipped", 100);
+    let record = 150;
+    let mut bytes = std::fs::read(&segment).unwrap();
+    assert_eq!(bytes.len(), 10 * record);
+    bytes[5 * record + 60] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let core = packed(&dir);
+    for k in 0..10 {
+        match core.get(&key(k)) {
+            Err(Error::Corrupt { .. }) if k == 5 => {}
+            Ok(Some(entry)) if k != 5 => assert_eq!(&*entry.value, &[k as u8; 100][..]),
+            other => panic!("key {k}: {other:?}"),
+        }
+    }
+    // Stored again, the key is served its new entry.
+    store(&core, 5, vec![55; 100]);
+    assert_eq!(value_of(&core, 5), Some(vec![55; 100]));
+    assert_eq!(value_of(&packed(&dir), 5), Some(vec![55; 100]));
+}
+
+#[test]
+fn a_record_declaring_a_huge_value_is_refused_unread() {
+    let (dir, segment) = ten_records("huge", 100);
+    let record = 150;
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[7 * record + 38..7 * record + 46].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let core = packed(&dir);
+    for k in 0..7 {
+        assert_eq!(value_of(&core, k), Some(vec![k as u8; 100]));
+    }
+    // Nothing after it can be found: those keys are misses, stored again.
+    for k in 7..10 {
+        assert_eq!(value_of(&core, k), None);
+    }
+    store(&core, 8, vec![88; 100]);
+    assert_eq!(value_of(&packed(&dir), 8), Some(vec![88; 100]));
+}
+
+#[test]
+fn segments_that_are_links_fifos_or_truncated_never_hang_or_fool_a_reader() {
+    let (dir, segment) = ten_records("hostile", 100);
+    let version = segment.parent().unwrap().to_owned();
+    std::os::unix::fs::symlink(&segment, version.join("8-8.segment")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        version.join("9-9.segment"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let core = packed(&dir);
+    for k in 0..10 {
+        assert_eq!(value_of(&core, k), Some(vec![k as u8; 100]));
+    }
+    // Cut short: its records past the cut are misses, never wrong values.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(150 * 5)
+        .unwrap();
+    let fresh = packed(&dir);
+    for k in 0..10 {
+        let expected = (k < 5).then(|| vec![k as u8; 100]);
+        assert_eq!(value_of(&fresh, k), expected, "key {k}");
+    }
+    assert!(version.join("9-9.segment").exists() && version.join("8-8.segment").is_symlink());
+}
+
+#[test]
+fn evictions_take_the_least_recently_used_entries_first() {
+    let core = packed(&scratch("evict"));
+    let hours_ago = |h: u64| SystemTime::now() - Duration::from_secs(h * 3_600);
+    for (n, computed) in [(1, 3), (2, 2), (3, 1)] {
+        core.set(&key(n), &Entry::new(hours_ago(computed), vec![n as u8; 10]))
+            .unwrap();
+    }
+    // Reading the oldest marks it used now.
+    assert!(value_of(&core, 1).is_some());
+    assert_eq!(core.evict(Budget::new().max_entries(2)).unwrap(), Some(1));
+    let fresh = packed(&scratch_path("evict"));
+    assert!(value_of(&fresh, 1).is_some());
+    assert_eq!(value_of(&fresh, 2), None);
+    assert!(value_of(&fresh, 3).is_some());
+}
