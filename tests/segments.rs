@@ -268,3 +268,91 @@ fn evictions_take_the_least_recently_used_entries_first() {
     assert_eq!(value_of(&fresh, 2), None);
     assert!(value_of(&fresh, 3).is_some());
 }
+
+#[test]
+fn packing_is_part_of_the_version() {
+    let dir = scratch("apart");
+    let files = FileCore::new(&dir).version("segments::f v1");
+    let core = packed(&dir);
+    assert_ne!(files.dpath(), core.dpath());
+    store(&files, 1, b"in a file".to_vec());
+    store(&core, 1, b"packed".to_vec());
+    assert_eq!(value_of(&files, 1), Some(b"in a file".to_vec()));
+    assert_eq!(value_of(&core, 1), Some(b"packed".to_vec()));
+    assert_eq!(named(&files, "cachier").len(), 1);
+    assert_eq!(named(&core, "cachier").len(), 0);
+}
+
+/// The bytes of the segments in the version's directory.
+fn segment_bytes(core: &FileCore) -> u64 {
+    let sizes = named(core, "segment")
+        .into_iter()
+        .map(|path| std::fs::metadata(path).unwrap().len());
+    sizes.sum()
+}
+
+#[test]
+fn compaction_frees_the_bytes_of_replaced_entries_under_readers() {
+    let dir = scratch("compact");
+    let core = packed(&dir);
+    // Every key stored three times: two thirds of the bytes are replaced.
+    for round in 0..3u8 {
+        for n in 0..1_000 {
+            store(&core, n, vec![round; 1_000]);
+        }
+    }
+    let reader = packed(&dir);
+    assert_eq!(value_of(&reader, 7), Some(vec![2; 1_000]));
+    let before = segment_bytes(&core);
+    core.reclaim().unwrap();
+    let after = segment_bytes(&core);
+    assert_eq!(after, 1_000 * 1_050, "{before} bytes before");
+    let fresh = packed(&dir);
+    for n in 0..1_000 {
+        assert_eq!(value_of(&reader, n), Some(vec![2; 1_000]), "key {n}");
+        assert_eq!(value_of(&fresh, n), Some(vec![2; 1_000]), "key {n}");
+    }
+    // The compacted segment is the one this process appends to next.
+    store(&core, 5_000, b"after".to_vec());
+    assert_eq!(named(&core, "segment").len(), 1);
+    assert_eq!(value_of(&packed(&dir), 5_000), Some(b"after".to_vec()));
+}
+
+#[test]
+fn compaction_drops_evicted_entries_and_their_marks() {
+    let dir = scratch("compact-evict");
+    let core = packed(&dir);
+    for n in 0..2_000 {
+        store(&core, n, vec![n as u8; 1_000]);
+    }
+    assert_eq!(core.evict(Budget::new().max_entries(100)).unwrap(), Some(1_900));
+    assert_eq!(segment_bytes(&core), 100 * 1_050, "no removal mark is kept");
+    let fresh = packed(&dir);
+    let kept = (0..2_000).filter(|&n| value_of(&fresh, n).is_some()).count();
+    assert_eq!(kept, 100);
+}
+
+#[test]
+fn compaction_leaves_the_segments_of_live_writers_alone() {
+    let dir = scratch("compact-live");
+    let core = packed(&dir);
+    for round in 0..3u8 {
+        for n in 100..1_100 {
+            store(&core, n, vec![round; 1_000]);
+        }
+    }
+    let mut peer = Peer::start("store", dir.to_str().unwrap());
+    peer.expect("stored");
+    core.reclaim().unwrap();
+    assert_eq!(
+        named(&core, "segment").len(),
+        2,
+        "the child's and the compacted one"
+    );
+    assert!(segment_bytes(&core) < 1_100 * 1_050);
+    assert_eq!(value_of(&core, 1), Some(b"child".to_vec()));
+    assert_eq!(value_of(&core, 500), Some(vec![2; 1_000]));
+    peer.tell();
+    peer.expect("cleared");
+    peer.finish();
+}

@@ -156,6 +156,13 @@ pub enum Record {
 }
 
 impl Record {
+    /// The key it is of.
+    pub fn key(&self) -> Key {
+        match self {
+            Record::Entry { key, .. } | Record::Mark { key, .. } => *key,
+        }
+    }
+
     /// Its size in bytes.
     pub fn size(&self) -> usize {
         match self {

@@ -75,6 +75,7 @@ use sha1::{Digest, Sha1};
 use self::dir::Dir;
 use self::format::Mark;
 use self::generations::Stamp;
+use self::segments::{Lookup, Place};
 pub use self::trust::Sharing;
 use crate::budget::Budget;
 use crate::cores::{Claim, Core};
@@ -129,6 +130,8 @@ pub struct FileCore {
     path: PathBuf,
     /// The name of the version's directory inside the function's, if any.
     version: Option<String>,
+    /// The version's identity (see [`FileCore::version`]), if any.
+    identity: Option<String>,
     sharing: Sharing,
     /// The open directory, once it exists; reopened if it is removed.
     /// Read without a lock by every call; changed under `opening`.
@@ -168,6 +171,7 @@ impl FileCore {
         FileCore {
             path: dir.into(),
             version: None,
+            identity: None,
             sharing: Sharing::Private,
             dir: ArcSwapOption::empty(),
             opening: Mutex::new(()),
@@ -186,13 +190,18 @@ impl FileCore {
     /// not 4 GB; a removal (an eviction, a cleanup of stale entries)
     /// appends a mark, and the bytes of removed entries stay until the
     /// version's directory is cleared. `cachier ls` and `gc` list segments
-    /// as shared files, not their entries. Entry files already there are
-    /// still read.
+    /// as shared files, not their entries.
+    ///
+    /// Packing is part of the version: its entries go in a directory of
+    /// their own, which every process using it packs, so that a miss there
+    /// looks for no file. Processes of one build packing and not packing
+    /// thus do not share entries, as two builds do not.
     ///
     /// ```
     /// use cachier_core::{Core, Entry, FileCore, Key};
     /// let dir = tempfile::tempdir().unwrap();
     /// let core = FileCore::new(dir.path().join("demo.f")).version("demo::f v1").segments(true);
+    /// assert_eq!(core.dpath(), Some(dir.path().join("demo.f").join("code-2068a488c73098d7")));
     /// let key = Key::new("demo::f", &1u64).unwrap();
     /// core.set(&key, &Entry::new(std::time::SystemTime::now(), vec![3])).unwrap();
     /// assert_eq!(&*core.get(&key).unwrap().unwrap().value, &[3]);
@@ -200,6 +209,7 @@ impl FileCore {
     #[must_use]
     pub fn segments(mut self, packed: bool) -> Self {
         self.segments = packed;
+        self.locate();
         self
     }
 
@@ -231,13 +241,32 @@ impl FileCore {
     /// ```
     #[must_use]
     pub fn version(mut self, identity: &str) -> Self {
+        self.identity = Some(identity.to_owned());
+        self.locate();
+        self
+    }
+
+    /// Points `path` at the version's directory, if there is a version: its
+    /// name is `code-` and the first 8 bytes of the SHA-1 of its identity in
+    /// hex, followed by a 0 byte and `segments` if it packs entries.
+    fn locate(&mut self) {
+        let Some(identity) = &self.identity else {
+            return;
+        };
+        let mut digest = Sha1::new();
+        digest.update(identity.as_bytes());
+        if self.segments {
+            digest.update(b"\0segments");
+        }
         let mut name = String::from(VERSION_PREFIX);
-        for byte in &Sha1::digest(identity.as_bytes())[..8] {
+        for byte in &digest.finalize()[..8] {
             let _ = write!(name, "{byte:02x}");
+        }
+        if self.version.is_some() {
+            self.path.pop();
         }
         self.path.push(&name);
         self.version = Some(name);
-        self
     }
 
     /// The directory name of a function's entries inside a cache directory:
@@ -544,18 +573,27 @@ impl FileCore {
         }
     }
 
-    /// Reads and checks the entry of `key`: from a segment if one holds it,
-    /// else from the file `name`, allocating no more than [`FIRST_READ`]
+    /// Reads and checks the entry of `key`: from a segment if one holds it
+    /// (none if no segment has a record of it), else from the file `name`,
+    /// allocating no more than [`FIRST_READ`]
     /// bytes until its header and its size agree.
     fn read_file(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
         let checked = Self::checked(dir, key);
-        if let (Some(segments), Some((stamp, _))) = (dir.segments(), checked)
-            && let Some(entry) = segments
+        if let (Some(segments), Some((stamp, checked_at))) = (dir.segments(), checked) {
+            match segments
                 .get(dir, key, stamp, USE_RESOLUTION)
                 .map_err(|e| self.error(name, e))?
-        {
-            self.recent.remember(*key, None, checked, &entry);
-            return Ok(Some(entry));
+            {
+                Lookup::Entry(entry) => {
+                    self.recent.remember(*key, None, checked, &entry);
+                    return Ok(Some(entry));
+                }
+                Lookup::Absent => {
+                    self.recent.remember_absent(*key, (stamp, checked_at));
+                    return Ok(None);
+                }
+                Lookup::File => {}
+            }
         }
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
@@ -636,13 +674,20 @@ impl FileCore {
 
     /// Stores `bytes`, the entry of `key` encoded (see [`mod@format`]): appended
     /// to a segment if the directory packs entries this small (removing an
-    /// older entry file first), else written as the file `name` (hiding older
+    /// older entry file first, if the segments say there may be one) and
+    /// [`Segments::place`](segments::Segments::place) says so, else written as the file `name` (hiding older
     /// records with a removal mark).
     fn store(&self, dir: &Dir, key: &Key, name: &str, bytes: &[u8]) -> io::Result<()> {
         match dir.segments() {
             Some(segments) if bytes.len() <= format::file_len(segments::MAX_VALUE) => {
-                dir.remove(name)?;
-                segments.append(dir, bytes)
+                match segments.place(dir, key) {
+                    Place::Segment => segments.append(dir, bytes),
+                    Place::SegmentOverFile => {
+                        dir.remove(name)?;
+                        segments.append(dir, bytes)
+                    }
+                    Place::File => self.write_atomically(dir, name, bytes),
+                }
             }
             Some(segments) => {
                 self.write_atomically(dir, name, bytes)?;
@@ -650,6 +695,18 @@ impl FileCore {
             }
             None => self.write_atomically(dir, name, bytes),
         }
+    }
+
+    /// Compacts the segments, if the directory has any (see
+    /// [`Segments::compact`](segments::Segments::compact)).
+    fn compact(&self) -> Result<()> {
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(());
+        };
+        if let Some(segments) = dir.segments() {
+            segments.compact(&dir).map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
     }
 
     /// Marks removed the entries in segments that `doomed` selects; returns
@@ -925,7 +982,9 @@ impl Core for FileCore {
         Ok(deleted)
     }
 
+    /// Also compacts the segments, if any (see [`FileCore::segments`]).
     fn reclaim(&self) -> Result<u64> {
+        self.compact()?;
         Ok(self.reclaim_retired()? + self.reclaim_versions(VERSION_GRACE)? + self.reclaim_files()?)
     }
 
@@ -975,6 +1034,7 @@ impl Core for FileCore {
             evicted += packed.len() as u64;
         }
         dir.removed(evicted);
+        self.compact()?;
         Ok(Some(evicted))
     }
 
@@ -1007,6 +1067,34 @@ mod tests {
             "x".into(),
         ] {
             assert_eq!(kind_of(&foreign), None, "{foreign}");
+        }
+    }
+
+    /// Past the keys a process indexes (64 in this crate's tests), entries
+    /// get files of their own, and every process still finds them.
+    #[test]
+    fn past_the_key_bound_entries_get_files_and_are_still_found() {
+        let root = tempfile::tempdir().unwrap();
+        let core = || FileCore::new(root.path().join("f")).version("v").segments(true);
+        let writer = core();
+        let key = |n: u64| Key::new("bound", &n).unwrap();
+        for n in 0..100 {
+            writer
+                .set(&key(n), &Entry::new(SystemTime::now(), vec![n as u8]))
+                .unwrap();
+        }
+        let files = std::fs::read_dir(writer.dpath().unwrap()).unwrap();
+        let files = files.filter(|file| {
+            kind_of(file.as_ref().unwrap().file_name().to_str().unwrap()) == Some(Kind::Entry)
+        });
+        assert_eq!(files.count(), 100 - segments::MAX_KEYS);
+        for reader in [writer, core()] {
+            for n in 0..100 {
+                assert_eq!(
+                    reader.get(&key(n)).unwrap().map(|entry| entry.value.to_vec()),
+                    Some(vec![n as u8])
+                );
+            }
         }
     }
 

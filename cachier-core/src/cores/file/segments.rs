@@ -31,7 +31,8 @@
 //! Segments are untrusted input like entry files: read with `pread`, never
 //! mapped (a segment truncated under a mapping would raise `SIGBUS`), every
 //! record checked, a declared value length over [`MAX_VALUE`] refused unread,
-//! and at most [`MAX_SEGMENTS`] segments and [`MAX_KEYS`] keys indexed. A
+//! and at most [`MAX_SEGMENTS`] segments and [`MAX_KEYS`] keys indexed (past
+//! them, entries get files of their own). A
 //! record that fails its checksum is a corrupt entry for its key; bytes
 //! where no record begins end what can be read of that segment (its keys
 //! are then misses, computed again into another).
@@ -47,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::dir::Dir;
+use super::dir::{Dir, identity_of};
 use super::format::{self, Mark, Parsed, Record};
 use super::generations::{Generations, Stamp};
 use crate::entry::Entry;
@@ -62,9 +63,12 @@ pub const MAX_VALUE: usize = 4096 - format::file_len(0);
 const ROLL: u64 = 64 << 20;
 /// Most segments one process reads; others are not read (their keys miss).
 const MAX_SEGMENTS: usize = 256;
-/// Most keys one process indexes (about 48 bytes each); records of further
-/// keys are not indexed (their keys miss).
-const MAX_KEYS: usize = 1 << 22;
+/// Most keys one process indexes (about 70 bytes each, 300 MB at most);
+/// records of further keys are not indexed, and their entries get files of
+/// their own, as they would without segments.
+pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { 1 << 22 };
+/// Segments hold at least this many bytes before they are compacted.
+const COMPACT_AFTER: u64 = 1 << 20;
 /// Bytes read from a segment at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -85,6 +89,9 @@ struct State {
     listed_at: Option<u64>,
     /// The key slots of the generation counters when the tails were last read.
     read_at: Vec<u64>,
+    /// Whether a record was left out of the index, [`MAX_KEYS`] being
+    /// reached (see [`State::full`]).
+    full: bool,
 }
 
 struct Segment {
@@ -97,9 +104,9 @@ struct Segment {
 /// The newest record of a key.
 #[derive(Clone, Copy)]
 struct Slot {
-    segment: usize,
+    segment: u32,
+    len: u32,
     offset: u64,
-    len: usize,
     /// When it was computed (an entry) or made (a mark), since the epoch.
     at: u64,
     /// For an entry: when last used (at least `at`).
@@ -114,6 +121,30 @@ enum SlotKind {
     Corrupt,
 }
 
+/// What the segments say of a key.
+pub enum Lookup {
+    /// Its entry.
+    Entry(Entry),
+    /// Its newest record is a removal: an entry file may hold its entry
+    /// (a larger one, stored since).
+    File,
+    /// No record: where every store packs or marks, it has no entry.
+    Absent,
+}
+
+/// Where the next small entry of a key goes, as [`Segments::place`] says.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Place {
+    /// In this process's segment.
+    Segment,
+    /// In this process's segment, once the key's entry file is removed: its
+    /// newest record is a removal, so an entry file may hold its entry.
+    SegmentOverFile,
+    /// In a file of its own: the index is full (see [`MAX_KEYS`]) and holds
+    /// no record of the key.
+    File,
+}
+
 /// An entry kept in a segment, as [`Segments::entries`] lists it.
 pub struct Packed {
     pub key: Key,
@@ -126,26 +157,29 @@ pub struct Packed {
 }
 
 impl Segments {
-    /// The entry of `key`, if a segment holds it and no newer mark removed
-    /// it: `Ok(None)` sends the caller to the key's entry file. `stamp`: the
-    /// key's stamp taken before this call. Marks the entry used if it was
-    /// not within `resolution`. A record that fails its checks is an
-    /// [`io::ErrorKind::InvalidData`] error.
-    pub fn get(&self, dir: &Dir, key: &Key, stamp: Stamp, resolution: Duration) -> io::Result<Option<Entry>> {
+    /// What the segments hold of `key`, its stamp taken before this call as
+    /// `stamp`. Marks its entry used if it was not within `resolution`. A
+    /// record that fails its checks is an [`io::ErrorKind::InvalidData`]
+    /// error.
+    pub fn get(&self, dir: &Dir, key: &Key, stamp: Stamp, resolution: Duration) -> io::Result<Lookup> {
         let mut state = self.lock();
         state.refresh(dir, Some((key, stamp)));
         let Some(slot) = state.keys.get(key).copied() else {
-            return Ok(None);
+            return Ok(if state.full() {
+                Lookup::File
+            } else {
+                Lookup::Absent
+            });
         };
         match slot.kind {
-            SlotKind::Removed => return Ok(None),
+            SlotKind::Removed => return Ok(Lookup::File),
             SlotKind::Corrupt => return Err(corrupt("a segment record fails its checksum".into())),
             SlotKind::Entry => {}
         }
-        let Some(segment) = state.segments.get(slot.segment).and_then(Option::as_ref) else {
-            return Ok(None);
+        let Some(segment) = state.segments.get(slot.segment as usize).and_then(Option::as_ref) else {
+            return Ok(Lookup::Absent);
         };
-        let mut bytes = vec![0; slot.len];
+        let mut bytes = vec![0; slot.len as usize];
         segment
             .file
             .read_exact_at(&mut bytes, slot.offset)
@@ -159,7 +193,21 @@ impl Segments {
             // A use not recorded is an eviction order slightly off, no more.
             let _ = state.append(dir, &format::encode_mark(Mark::Used, key, now));
         }
-        Ok(Some(entry))
+        Ok(Lookup::Entry(entry))
+    }
+
+    /// Where the next small entry of `key` goes.
+    pub fn place(&self, dir: &Dir, key: &Key) -> Place {
+        let Some(stamp) = dir.generations().map(|generations| generations.stamp(key)) else {
+            return Place::File;
+        };
+        let mut state = self.lock();
+        state.refresh(dir, Some((key, stamp)));
+        match state.keys.get(key) {
+            Some(slot) if slot.kind == SlotKind::Removed => Place::SegmentOverFile,
+            None if state.full() => Place::File,
+            _ => Place::Segment,
+        }
     }
 
     /// Appends `record` (an entry or a mark, see [`format`]) to this
@@ -179,9 +227,24 @@ impl Segments {
                 key: *key,
                 computed_at: time_of(slot.at),
                 used: time_of(slot.used),
-                len: slot.len as u64,
+                len: u64::from(slot.len),
             })
             .collect()
+    }
+
+    /// Rewrites the newest records of this process's segment and of those no
+    /// process holds into a new one, which this process then appends to, and
+    /// removes them, once the records there that are no key's newest
+    /// (replaced, removed, use marks) are over half their bytes and the
+    /// segments hold [`COMPACT_AFTER`] bytes or more. Removal marks go too
+    /// if no other process holds a segment. Returns the bytes freed.
+    ///
+    /// Readers of the old segments go on reading them through the
+    /// descriptors they hold until they list the segments again; every
+    /// record keeps its time, so a record stored meanwhile elsewhere stays
+    /// the newest of its key.
+    pub fn compact(&self, dir: &Dir) -> io::Result<u64> {
+        self.lock().compact(dir)
     }
 
     /// Marks the entries of `keys` removed, in one append; the caller then
@@ -204,6 +267,12 @@ impl Segments {
 }
 
 impl State {
+    /// Whether the index holds no more keys: a key without a record may then
+    /// have an entry file.
+    fn full(&self) -> bool {
+        self.full || self.keys.len() >= MAX_KEYS
+    }
+
     /// Brings the index up to date for `key` (its stamp taken before), or
     /// for every key.
     fn refresh(&mut self, dir: &Dir, key: Option<(&Key, Stamp)>) {
@@ -249,7 +318,8 @@ impl State {
             }
         }
         if !gone.is_empty() {
-            self.keys.retain(|_, slot| !gone.contains(&slot.segment));
+            self.keys
+                .retain(|_, slot| !gone.contains(&(slot.segment as usize)));
             if self.writer.is_some_and(|writer| gone.contains(&writer)) {
                 self.writer = None;
             }
@@ -302,10 +372,12 @@ impl State {
 
     /// Takes the record `parsed`, at `offset` in segment `segment`, into the index.
     fn index(&mut self, segment: usize, offset: u64, parsed: Parsed) {
-        let slot = |len, at, kind| Slot {
-            segment,
+        // Numbers of segments and record sizes fit: at most 2^32 segments
+        // are ever opened, and records are at most 4 KiB.
+        let slot = |len: usize, at, kind| Slot {
+            segment: segment as u32,
+            len: len as u32,
             offset,
-            len,
             at,
             used: at,
             kind,
@@ -343,8 +415,11 @@ impl State {
             None if full => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| {
-                    tracing::warn!("cachier: {MAX_KEYS} keys indexed, segment entries past them miss")
+                    tracing::warn!(
+                        "cachier: {MAX_KEYS} keys indexed; entries of further keys get files of their own"
+                    )
                 });
+                self.full = true;
             }
             None => {
                 self.keys.insert(key, slot);
@@ -370,6 +445,8 @@ impl State {
         }
         segment.read_to += records.len() as u64;
         if segment.read_to >= ROLL {
+            // Let go, for compaction to take.
+            let _ = segment.file.unlock();
             self.writer = None;
         }
         let mut at = 0;
@@ -393,7 +470,8 @@ impl State {
             let Ok(Some(file)) = dir.open_segment(&segment.name, false) else {
                 continue;
             };
-            if file.try_lock().is_err() {
+            // Held, and still named so: not one a compaction removed meanwhile.
+            if file.try_lock().is_err() || !identity_of(&file).and_then(|id| dir.names(&segment.name, id))? {
                 continue;
             }
             // Held now: read to its end, and cut off whatever no record begins.
@@ -407,6 +485,17 @@ impl State {
             self.writer = Some(number);
             return Ok(number);
         }
+        let number = self.create(dir)?;
+        // Sends every process to list the segments again.
+        if let Some(generations) = dir.generations() {
+            generations.removed();
+        }
+        Ok(number)
+    }
+
+    /// Makes a new segment, held, as the one this process appends to;
+    /// returns its number.
+    fn create(&mut self, dir: &Dir) -> io::Result<usize> {
         // A name a dead process with this one's pid used may be taken.
         static NONCE: AtomicU64 = AtomicU64::new(0);
         let (name, file) = loop {
@@ -430,11 +519,95 @@ impl State {
         }));
         let number = self.segments.len() - 1;
         self.writer = Some(number);
-        // Sends every process to list the segments again.
+        Ok(number)
+    }
+
+    /// See [`Segments::compact`].
+    fn compact(&mut self, dir: &Dir) -> io::Result<u64> {
+        // Held while they are compacted, so that no process takes them:
+        // this process's own, and every one no process holds.
+        let (mut held, mut locks) = (Vec::new(), Vec::new());
+        for (number, segment) in self.segments.iter().enumerate() {
+            let Some(segment) = segment else {
+                continue;
+            };
+            if self.writer == Some(number) {
+                held.push(number);
+            } else if let Ok(Some(file)) = dir.open_segment(&segment.name, false)
+                && file.try_lock().is_ok()
+            {
+                held.push(number);
+                locks.push(file);
+            }
+        }
+        self.refresh(dir, None);
+        let open = self.segments.iter().flatten().count();
+        held.retain(|&number| self.segments[number].is_some());
+        let bytes: u64 = held
+            .iter()
+            .flat_map(|&number| &self.segments[number])
+            .map(|s| s.read_to)
+            .sum();
+        // A removal hides older records, which only the segments not held may still have.
+        let every = held.len() == open;
+        let mut newest: Vec<(Key, Slot)> = self
+            .keys
+            .iter()
+            .filter(|(_, slot)| held.contains(&(slot.segment as usize)))
+            .filter(|(_, slot)| slot.kind == SlotKind::Entry || (slot.kind == SlotKind::Removed && !every))
+            .map(|(key, slot)| (*key, *slot))
+            .collect();
+        let live: u64 = newest.iter().map(|(_, slot)| u64::from(slot.len)).sum();
+        if bytes < COMPACT_AFTER || live * 2 > bytes {
+            return Ok(0);
+        }
+        newest.sort_unstable_by_key(|(_, slot)| (slot.segment, slot.offset));
+        let mut out = Vec::with_capacity(CHUNK);
+        let mut record = Vec::new();
+        let mut written = Vec::new();
+        for (key, slot) in newest {
+            let Some(segment) = &self.segments[slot.segment as usize] else {
+                continue;
+            };
+            record.resize(slot.len as usize, 0);
+            segment.file.read_exact_at(&mut record, slot.offset)?;
+            // Bytes changed since they were indexed are left behind.
+            if !matches!(format::parse(&record, MAX_VALUE), Parsed::Whole(whole) if whole.key() == key) {
+                continue;
+            }
+            out.extend_from_slice(&record);
+            if slot.kind == SlotKind::Entry && slot.used > slot.at {
+                out.extend_from_slice(&format::encode_mark(Mark::Used, &key, time_of(slot.used)));
+            }
+            if out.len() >= CHUNK {
+                written.push(std::mem::take(&mut out));
+            }
+        }
+        written.push(out);
+        let number = self.create(dir)?;
+        let wrote = match &self.segments[number] {
+            Some(segment) => written
+                .iter()
+                .try_for_each(|chunk| (&segment.file).write_all(chunk)),
+            None => Err(io::ErrorKind::NotFound.into()),
+        };
+        // Indexed as any segment is: read from its start.
+        if let Err(error) = wrote.and_then(|()| self.read_on(number).map(drop)) {
+            self.writer = None;
+            return Err(error);
+        }
+        // Whole now: the old ones go, and every process lists the segments again.
+        for &old in &held {
+            if let Some(segment) = &self.segments[old] {
+                dir.remove(&segment.name)?;
+            }
+        }
         if let Some(generations) = dir.generations() {
             generations.removed();
         }
-        Ok(number)
+        drop(locks);
+        let kept: u64 = written.iter().map(|chunk| chunk.len() as u64).sum();
+        Ok(bytes.saturating_sub(kept))
     }
 }
 
