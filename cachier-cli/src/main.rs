@@ -274,7 +274,7 @@ fn show(root: &Root, name: &str, json: bool) -> Outcome {
     let rows: Vec<EntryRow> = function
         .files
         .iter()
-        .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt))
+        .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt | Kind::Segment))
         .map(EntryRow::of)
         .collect();
     let title = format!("{} ({})", function.function(), function.path.display());
@@ -328,10 +328,18 @@ fn clear(root: &Root, names: &[String], all: bool) -> Outcome {
         let doomed: Vec<&scan::File> = function
             .files
             .iter()
-            .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt))
+            .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt | Kind::Segment))
             .collect();
+        let segments = doomed.iter().filter(|f| f.kind == Kind::Segment).count() as u64;
         let removed = remove(root, &doomed)?;
-        println!("{}: removed {removed} entries", function.function());
+        match segments {
+            0 => println!("{}: removed {removed} entries", function.function()),
+            n => println!(
+                "{}: removed {} entry files and {n} segments of packed entries",
+                function.function(),
+                removed.saturating_sub(n)
+            ),
+        }
     }
     Ok(())
 }

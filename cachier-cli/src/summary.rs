@@ -114,6 +114,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Lock => "lock",
         Kind::Temp => "temp",
         Kind::Shared => "shared",
+        Kind::Segment => "segment",
         _ => "foreign",
     }
 }

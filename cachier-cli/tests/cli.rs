@@ -271,3 +271,36 @@ fn exit_codes_say_what_went_wrong() {
     );
     assert_eq!(cachier(&["gc", "--older-than", "soon"]).status.code(), Some(2));
 }
+
+/// Entries packed into segments (`FileCore::segments`) are shown as their
+/// segments, and go with a clear.
+#[test]
+fn clear_removes_packed_entries_too() {
+    use cachier::{Core, Entry, FileCore, Key};
+    let _turn = fill();
+    let core = || {
+        FileCore::new(dir().join(FileCore::function_dir_name("cli::packed")))
+            .version("cli::packed v1")
+            .segments(true)
+    };
+    let key = Key::new("cli::packed", &1u8).unwrap();
+    core().set(&key, &Entry::new(SystemTime::now(), vec![1])).unwrap();
+    let rows = json(&["show", "cli::packed", "--json"]);
+    let kinds: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["segment"]);
+    let output = cachier(&["clear", "cli::packed"]);
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("removed 0 entry files and 1 segments of packed entries"),
+        "{said}"
+    );
+    assert_eq!(core().get(&key).unwrap(), None);
+    // The other tests count the functions here.
+    std::fs::remove_dir_all(dir().join("cli.packed")).unwrap();
+}

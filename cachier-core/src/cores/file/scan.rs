@@ -53,9 +53,12 @@ pub enum Kind {
     /// A store under way, or one a killed writer left behind.
     Temp,
     /// A file every process using the directory shares (generation
-    /// counters, claims, segments; see [`FileCore`](super::FileCore)): never
-    /// an entry file.
+    /// counters, claims; see [`FileCore`](super::FileCore)): never an entry.
     Shared,
+    /// A segment of packed entries (see
+    /// [`FileCore::segments`](super::FileCore::segments)), listed whole:
+    /// removed with the entries by a clear.
+    Segment,
     /// Not a name the core writes: never removed.
     Foreign,
 }
@@ -197,7 +200,8 @@ fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
         None => Kind::Foreign,
         Some(FileKind::Lock) => Kind::Lock,
         Some(FileKind::Temp) => Kind::Temp,
-        Some(FileKind::Generations | FileKind::Claims | FileKind::Segment) => Kind::Shared,
+        Some(FileKind::Generations | FileKind::Claims) => Kind::Shared,
+        Some(FileKind::Segment) => Kind::Segment,
         Some(FileKind::Entry) if depth == Depth::Names => Kind::Entry,
         Some(FileKind::Entry) => match read_entry(dir, &file.name, depth) {
             Some(computed_at) => {
@@ -232,9 +236,9 @@ fn read_entry(dir: &Dir, name: &str, depth: Depth) -> Option<SystemTime> {
     }
 }
 
-/// Removes the entry files (sound or corrupt) named `names` from `dir`, one
-/// of a function's directories as a [`File`] gives it; other names are left
-/// alone. Returns how many went. A process storing one of them meanwhile
+/// Removes the entry files (sound or corrupt) and segments named `names`
+/// from `dir`, one of a function's directories as a [`File`] gives it; other
+/// names are left alone. Returns how many went. A process storing one of them meanwhile
 /// loses that store: the next call computes it again.
 ///
 /// # Errors
@@ -250,7 +254,7 @@ pub fn remove_entries<'a>(
     let handle = handle.with_generations(sharing);
     let mut removed = 0;
     for name in names {
-        if kind_of(name) == Some(FileKind::Entry)
+        if matches!(kind_of(name), Some(FileKind::Entry | FileKind::Segment))
             && handle.remove(name).map_err(|e| Error::io(dir.join(name), e))?
         {
             removed += 1;
