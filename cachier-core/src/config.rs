@@ -68,6 +68,10 @@ pub struct GlobalParams {
     pub max_entries: Option<u64>,
     /// Most bytes each function's store keeps (see [`Budget`](crate::Budget)). Default: no limit.
     pub max_bytes: Option<u64>,
+    /// Whether the file core packs small entries into segments instead of a
+    /// file each (see [`FileCore::segments`](crate::FileCore::segments)), for
+    /// the functions whose cores are made after it is set. Default: no.
+    pub segments: bool,
     /// The MongoDB core's server, claims and outage handling.
     #[cfg(feature = "mongo")]
     pub mongo: crate::MongoParams,
@@ -112,6 +116,8 @@ impl GlobalParams {
         max_entries: Option<u64>,
         /// Sets [`GlobalParams::max_bytes`].
         max_bytes: Option<u64>,
+        /// Sets [`GlobalParams::segments`].
+        segments: bool,
     );
 
     /// Sets [`GlobalParams::mongo`].
@@ -153,6 +159,7 @@ impl Default for GlobalParams {
             cleanup_interval: Duration::from_secs(24 * 3600),
             max_entries: None,
             max_bytes: None,
+            segments: false,
             #[cfg(feature = "mongo")]
             mongo: crate::MongoParams::default(),
             #[cfg(feature = "redis")]

@@ -262,7 +262,7 @@ impl<C: Core + ?Sized> Core for Box<C> {
 
 /// The built-in core of `backend` for the function identified by `function`:
 /// the file core in `cache_dir` (else the global one) shared as `sharing` says
-/// (else as the global params say), the memory core, or the MongoDB, Redis or
+/// (else as the global params say), packing small entries if they say so, the memory core, or the MongoDB, Redis or
 /// SQL core on the global params' server.
 pub(crate) fn for_backend(
     backend: Backend,
@@ -273,14 +273,16 @@ pub(crate) fn for_backend(
 ) -> Box<dyn Core> {
     match backend {
         Backend::File => {
-            let (root, shared) = config::read(|global| (global.cache_dir.clone(), global.sharing));
+            let (root, shared, segments) =
+                config::read(|global| (global.cache_dir.clone(), global.sharing, global.segments));
             let dir = cache_dir
                 .unwrap_or(root)
                 .join(FileCore::function_dir_name(function));
             Box::new(
                 FileCore::new(dir)
                     .version(identity)
-                    .sharing(sharing.unwrap_or(shared)),
+                    .sharing(sharing.unwrap_or(shared))
+                    .segments(segments),
             )
         }
         Backend::Memory => Box::new(MemoryCore::new()),
