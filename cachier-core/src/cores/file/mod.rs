@@ -581,7 +581,7 @@ impl FileCore {
         let checked = Self::checked(dir, key);
         if let (Some(segments), Some((stamp, checked_at))) = (dir.segments(), checked) {
             match segments
-                .get(dir, key, stamp, USE_RESOLUTION)
+                .get(dir, key, (stamp, checked_at), USE_RESOLUTION)
                 .map_err(|e| self.error(name, e))?
             {
                 Lookup::Entry(entry) => {
@@ -1071,7 +1071,8 @@ mod tests {
     }
 
     /// Past the keys a process indexes (64 in this crate's tests), entries
-    /// get files of their own, and every process still finds them.
+    /// get files of their own, and every process still finds them, those
+    /// in segments past the bytes it copies (4 KiB here) read from the file.
     #[test]
     fn past_the_key_bound_entries_get_files_and_are_still_found() {
         let root = tempfile::tempdir().unwrap();

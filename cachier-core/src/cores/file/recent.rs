@@ -22,7 +22,7 @@
 //!
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
-//! entries).
+//! entries), except for an entry read from a segment, which is then not kept.
 //!
 //! Lookups take no lock and write nothing other threads read (the map is
 //! `papaya`'s), so threads hitting the same entries do not slow each other
@@ -206,7 +206,9 @@ impl Recent {
     }
 
     /// Replaces what is known of `key` with `known`: everything is
-    /// forgotten first if it would then cost more than [`MAX_BYTES`].
+    /// forgotten first if it would then cost more than [`MAX_BYTES`], unless
+    /// `known` came from a segment, which is then not kept (reading it again
+    /// costs no syscall: it never pushes out what a `stat` validates).
     fn keep(&self, key: Key, known: Known) {
         let mut bytes = self.lock();
         let map = self.known.pin();
@@ -214,6 +216,9 @@ impl Recent {
             *bytes -= old.cost();
         }
         if *bytes + known.cost() > MAX_BYTES {
+            if matches!(known, Known::Entry { file: None, .. }) {
+                return;
+            }
             map.clear();
             *bytes = 0;
         }

@@ -67,6 +67,9 @@ const MAX_SEGMENTS: usize = 256;
 /// records of further keys are not indexed, and their entries get files of
 /// their own, as they would without segments.
 pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { 1 << 22 };
+/// Most bytes of segments one process keeps copies of, per directory (a
+/// million records of 8-byte values take 58 MB).
+const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
 /// Segments hold at least this many bytes before they are compacted.
 const COMPACT_AFTER: u64 = 1 << 20;
 /// Bytes read from a segment at a time.
@@ -99,6 +102,53 @@ struct Segment {
     file: File,
     /// Where its records read so far end.
     read_to: u64,
+    /// Its first bytes, records that checked out when read, kept while
+    /// the segments' copies fit in [`MAX_COPIED`]: a lookup of a record
+    /// among them reads no file.
+    copy: Vec<u8>,
+}
+
+impl Segment {
+    fn new(name: String, file: File) -> Segment {
+        Segment {
+            name,
+            file,
+            read_to: 0,
+            copy: Vec::new(),
+        }
+    }
+
+    /// Copies its records from `from` to `to` into memory, if they follow
+    /// those copied and `room` bytes allow.
+    fn copy(&mut self, from: u64, to: u64, room: u64) -> io::Result<()> {
+        let len = to.saturating_sub(from);
+        if self.copy.len() as u64 != from || len > room {
+            return Ok(());
+        }
+        let start = self.copy.len();
+        self.copy.resize(start + len as usize, 0);
+        let read = read_at_most(&self.file, &mut self.copy[start..], from);
+        if read.as_ref().map_or(true, |&read| read as u64 != len) {
+            self.copy.truncate(start);
+        }
+        read.map(drop)
+    }
+
+    /// The `len` bytes at `offset`: from the copy if it holds them.
+    fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        if let Some(bytes) = self.copy.get(start..start.saturating_add(len)) {
+            return Ok(bytes.to_vec());
+        }
+        let mut bytes = vec![0; len];
+        self.file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => corrupt("a segment cut short under its record".into()),
+                _ => e,
+            })?;
+        Ok(bytes)
+    }
 }
 
 /// The newest record of a key.
@@ -157,11 +207,17 @@ pub struct Packed {
 }
 
 impl Segments {
-    /// What the segments hold of `key`, its stamp taken before this call as
-    /// `stamp`. Marks its entry used if it was not within `resolution`. A
-    /// record that fails its checks is an [`io::ErrorKind::InvalidData`]
-    /// error.
-    pub fn get(&self, dir: &Dir, key: &Key, stamp: Stamp, resolution: Duration) -> io::Result<Lookup> {
+    /// What the segments hold of `key`, whose stamp was `stamp` at `now`,
+    /// before this call. Marks its entry used if it was not within
+    /// `resolution`. A record that fails its checks is an
+    /// [`io::ErrorKind::InvalidData`] error.
+    pub fn get(
+        &self,
+        dir: &Dir,
+        key: &Key,
+        (stamp, now): (Stamp, SystemTime),
+        resolution: Duration,
+    ) -> io::Result<Lookup> {
         let mut state = self.lock();
         state.refresh(dir, Some((key, stamp)));
         let Some(slot) = state.keys.get(key).copied() else {
@@ -179,16 +235,8 @@ impl Segments {
         let Some(segment) = state.segments.get(slot.segment as usize).and_then(Option::as_ref) else {
             return Ok(Lookup::Absent);
         };
-        let mut bytes = vec![0; slot.len as usize];
-        segment
-            .file
-            .read_exact_at(&mut bytes, slot.offset)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => corrupt("a segment cut short under its record".into()),
-                _ => e,
-            })?;
+        let bytes = segment.read(slot.offset, slot.len as usize)?;
         let entry = format::decode(key, &bytes).map_err(corrupt)?;
-        let now = SystemTime::now();
         if time_of(slot.used) + resolution <= now {
             // A use not recorded is an eviction order slightly off, no more.
             let _ = state.append(dir, &format::encode_mark(Mark::Used, key, now));
@@ -266,7 +314,21 @@ impl Segments {
     }
 }
 
+/// The bytes the segments' copies hold.
+fn copied(segments: &[Option<Segment>]) -> u64 {
+    segments
+        .iter()
+        .flatten()
+        .map(|segment| segment.copy.len() as u64)
+        .sum()
+}
+
 impl State {
+    /// How many more bytes the copies of segments may take.
+    fn copy_room(&self) -> u64 {
+        MAX_COPIED.saturating_sub(copied(&self.segments))
+    }
+
     /// Whether the index holds no more keys: a key without a record may then
     /// have an entry file.
     fn full(&self) -> bool {
@@ -334,11 +396,7 @@ impl State {
                 continue;
             }
             match dir.open_regular(&name) {
-                Ok(Some((file, _))) => self.segments.push(Some(Segment {
-                    name,
-                    file,
-                    read_to: 0,
-                })),
+                Ok(Some((file, _))) => self.segments.push(Some(Segment::new(name, file))),
                 Ok(None) => {}
                 Err(error) => tracing::warn!(%error, segment = name, "cachier: a segment not read"),
             }
@@ -360,11 +418,13 @@ impl State {
         let Some(mut segment) = self.segments[number].take() else {
             return Ok(0);
         };
-        let read = scan(&segment.file, segment.read_to, |offset, parsed| {
+        let from = segment.read_to;
+        let read = scan(&segment.file, from, |offset, parsed| {
             self.index(number, offset, parsed);
         });
         if let Ok(end) = read {
             segment.read_to = end;
+            let _ = segment.copy(from, end, self.copy_room());
         }
         self.segments[number] = Some(segment);
         read
@@ -433,6 +493,7 @@ impl State {
             Some(number) => number,
             None => self.start_writing(dir)?,
         };
+        let room = self.copy_room();
         let Some(segment) = self.segments[number].as_mut() else {
             self.writer = None;
             return Err(io::ErrorKind::NotFound.into());
@@ -444,6 +505,9 @@ impl State {
             return Err(error);
         }
         segment.read_to += records.len() as u64;
+        if segment.copy.len() as u64 == offset && records.len() as u64 <= room {
+            segment.copy.extend_from_slice(records);
+        }
         if segment.read_to >= ROLL {
             // Let go, for compaction to take.
             let _ = segment.file.unlock();
@@ -475,9 +539,9 @@ impl State {
                 continue;
             }
             // Held now: read to its end, and cut off whatever no record begins.
-            let name = segment.name.clone();
-            let read_to = segment.read_to;
-            self.segments[number] = Some(Segment { name, file, read_to });
+            if let Some(segment) = &mut self.segments[number] {
+                segment.file = file;
+            }
             let end = self.read_on(number)?;
             if let Some(segment) = &self.segments[number] {
                 segment.file.set_len(end)?;
@@ -512,11 +576,7 @@ impl State {
             }
         };
         file.try_lock().map_err(io::Error::from)?;
-        self.segments.push(Some(Segment {
-            name,
-            file,
-            read_to: 0,
-        }));
+        self.segments.push(Some(Segment::new(name, file)));
         let number = self.segments.len() - 1;
         self.writer = Some(number);
         Ok(number)
