@@ -43,20 +43,22 @@ def ratio(theirs, ours):
 
 def side_by_side(results):
     lines = [
-        "| workload | cachier/memory | cached/memory | speed-up | cachier/file | cached/redb | speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | cachier/memory | cached/memory | speed-up | cachier/file | cachier/segments | cached/redb "
+        "| speed-up (file) | speed-up (segments) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for workload in ("hit_u64_pair", "hit_str_map", "miss_and_store", "two_threads_hot_key", "sixteen_threads_cold_key"):
         get = lambda lib: results.get(f"{workload}/{lib}")
-        mem, cmem, file, redb = get("cachier/memory"), get("cached/memory"), get("cachier/file"), get("cached/redb")
+        mem, cmem, redb = get("cachier/memory"), get("cached/memory"), get("cached/redb")
+        file, packed = get("cachier/file"), get("cachier/segments")
         lines.append(
             f"| {workload} | {human(mem)} | {human(cmem)} | {ratio(cmem, mem)} "
-            f"| {human(file)} | {human(redb)} | {ratio(redb, file)} |"
+            f"| {human(file)} | {human(packed)} | {human(redb)} | {ratio(redb, file)} | {ratio(redb, packed)} |"
         )
     return "\n".join(lines)
 
 
-LIBRARIES = ("cachier/memory", "cachier/file", "cached/memory", "cached/redb")
+LIBRARIES = ("cachier/memory", "cachier/file", "cachier/segments", "cached/memory", "cached/redb")
 
 
 def scaling_points(results):

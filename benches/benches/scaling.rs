@@ -29,12 +29,29 @@ fn cachier_file_add_scaled(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
+#[cachier(cache_dir = run_dir("cachier-segments-scaling"))]
+fn cachier_segments_add_scaled_made(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+/// `cachier_file_add_scaled` with small entries packed into segments.
+fn cachier_segments_add_scaled(a: u64, b: u64) -> u64 {
+    static PACKED: std::sync::Once = std::sync::Once::new();
+    PACKED.call_once(|| {
+        packed(|| {
+            let _ = cachier_segments_add_scaled_made.cache();
+        })
+    });
+    cachier_segments_add_scaled_made(a, b)
+}
+
 /// Hits and stores with 1, 1,000, 2,000, 20,000, 100,000 and 1,000,000 entries
 /// already stored (20,000: issue #11's "random keys among 20,000 entries").
 /// Each library fills its cache to the next size and is measured there.
 fn scaling(c: &mut Criterion) {
     let mut libraries = adders();
     libraries[1] = ("cachier/file", *cachier_file_add_scaled);
+    libraries[2] = ("cachier/segments", cachier_segments_add_scaled);
     let sizes: Vec<u64> = [1, 1_000, 2_000, 20_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|&n| n <= max_entries())
@@ -54,10 +71,14 @@ fn scaling(c: &mut Criterion) {
             filled = size;
             eprintln!("{name}: filled to {size} entries in {:.1?}", fill_start.elapsed());
             let mut group = c.benchmark_group(format!("scaling/{name}"));
-            if size >= 100_000 {
-                group.sample_size(20).measurement_time(Duration::from_secs(3));
-            }
-            group.sampling_mode(SamplingMode::Flat);
+            // Short, so that the stores measured (each a new entry) leave the
+            // cache near its size: at 3.5 us a store, criterion's default 8 s
+            // of warm-up and measurement stored 2.3 million entries a size.
+            group
+                .sampling_mode(SamplingMode::Flat)
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(200))
+                .measurement_time(Duration::from_secs(1));
             let mut next = 0;
             group.bench_function(BenchmarkId::new("hit", size), |b| {
                 b.iter(|| {
@@ -101,10 +122,51 @@ fn disk_and_clear(_: &mut Criterion) {
         bytes as f64 / 1e6,
         started.elapsed()
     );
+    if let Some(dir) = cachier_segments_add_scaled_made.cache_dpath() {
+        let (files, bytes) = disk_usage(&dir);
+        let started = Instant::now();
+        let cleared = cachier_segments_add_scaled_made.clear_cache();
+        eprintln!(
+            "cachier/segments: {files} files, {:.1} MB on disk; clear_cache returned in {:.1?} ({cleared:?})",
+            bytes as f64 / 1e6,
+            started.elapsed()
+        );
+    }
+    packed_million();
     let (_, bytes) = disk_usage(&bench_dir("redb"));
     eprintln!(
         "cached/redb: {:.1} MB on disk (both of its stores)",
         bytes as f64 / 1e6
+    );
+}
+
+/// What a million entries of 8-byte values take packed into segments (issue
+/// #11's disk row: at most twice the payload plus 64 bytes each), and how
+/// long storing and clearing them take.
+fn packed_million() {
+    use cachier::{Core, Entry, FileCore, Key};
+    let core = FileCore::new(run_dir("cachier-segments-million"))
+        .version("million")
+        .segments(true);
+    let started = Instant::now();
+    for n in 0..1_000_000u64 {
+        let key = Key::new("million", &n).expect("a key");
+        let entry = Entry::new(std::time::SystemTime::now(), n.to_le_bytes().to_vec());
+        core.set(&key, &entry).expect("a store");
+    }
+    let stored = started.elapsed();
+    let Some(dir) = core.dpath() else {
+        return;
+    };
+    let (files, bytes) = disk_usage(&dir);
+    let started = Instant::now();
+    let cleared = core.clear();
+    eprintln!(
+        "cachier/segments: 1,000,000 entries of 8-byte values stored in {stored:.1?}: {files} files, \
+         {:.1} MB on disk, {:.1} bytes an entry; clear returned in {:.1?} ({cleared:?})",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1_000_000.0, // entries
+        started.elapsed()
     );
 }
 

@@ -1,11 +1,11 @@
-//! The functions both benchmark binaries compare: one body, cached four ways.
+//! The functions the benchmark binaries compare: one body, cached five ways.
 #![allow(dead_code)] // each bench binary uses its own part of this
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Once};
 
 use cached::proc_macro::cached;
 use cached::{ConcurrentCached, RedbCache};
@@ -77,6 +77,32 @@ pub fn cachier_file_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
+#[cachier(cache_dir = run_dir("cachier-segments"))]
+fn cachier_segments_add_made(a: u64, b: u64) -> u64 {
+    add(a, b)
+}
+
+/// `cachier_file_add` with small entries packed into segments.
+pub fn cachier_segments_add(a: u64, b: u64) -> u64 {
+    static PACKED: Once = Once::new();
+    PACKED.call_once(|| {
+        packed(|| {
+            let _ = cachier_segments_add_made.cache();
+        })
+    });
+    cachier_segments_add_made(a, b)
+}
+
+/// Runs `make`, which makes a function's core (its first use), with
+/// [`GlobalParams::segments`](cachier::GlobalParams::segments) set: that
+/// core packs small entries into segments, and the others do not.
+pub fn packed(make: impl FnOnce()) {
+    let before = cachier::global_params();
+    cachier::set_global_params(before.clone().segments(true));
+    make();
+    cachier::set_global_params(before);
+}
+
 #[cached]
 pub fn cached_memory_add(a: u64, b: u64) -> u64 {
     add(a, b)
@@ -125,11 +151,12 @@ pub fn cached_redb_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
 
 pub type AddFn = fn(u64, u64) -> u64;
 
-/// The four implementations of `add`, by name.
-pub fn adders() -> [(&'static str, AddFn); 4] {
+/// The five implementations of `add`, by name.
+pub fn adders() -> [(&'static str, AddFn); 5] {
     [
         ("cachier/memory", *cachier_memory_add),
         ("cachier/file", *cachier_file_add),
+        ("cachier/segments", cachier_segments_add),
         ("cached/memory", cached_memory_add),
         ("cached/redb", cached_redb_add),
     ]
