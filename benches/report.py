@@ -90,7 +90,7 @@ def python_table(points, python):
         "| workload | entries | Python cachier | cachier | speed-up |",
         "|---|---|---|---|---|",
     ]
-    pairs = (("pickle", "cachier/file"), ("memory", "cachier/memory"))
+    pairs = (("pickle", "cachier/file"), ("pickle", "cachier/segments"), ("memory", "cachier/memory"))
     for py_core, ours in pairs:
         for op in ("hit", "store"):
             for size in (1, 2000):
