@@ -22,7 +22,8 @@
 //! date: the segments are listed again after a removal count changed (a
 //! writer making a new segment bumps it too), and their tails are read
 //! again when the key's stamp changed, so a lookup of a key nobody stored
-//! since makes no syscall but the `pread` of its record. A writer bumps the
+//! since makes no syscall (its record is read from a copy kept in memory,
+//! or with one `pread`). A writer bumps the
 //! key's stamp after its append returns, so no reader is sent to a record
 //! still being written; a reader tailing a segment for another key's sake
 //! may still meet one, and stops before a record that is short or fails
@@ -32,10 +33,13 @@
 //! mapped (a segment truncated under a mapping would raise `SIGBUS`), every
 //! record checked, a declared value length over [`MAX_VALUE`] refused unread,
 //! and at most [`MAX_SEGMENTS`] segments and [`MAX_KEYS`] keys indexed (past
-//! them, entries get files of their own). A
-//! record that fails its checksum is a corrupt entry for its key; bytes
-//! where no record begins end what can be read of that segment (its keys
-//! are then misses, computed again into another).
+//! them, entries get files of their own). A record that fails its checksum
+//! is a corrupt entry for its key; bytes where no record begins end what can
+//! be read of that segment (its keys are then misses, computed again into
+//! another).
+//!
+//! The bytes of replaced and removed entries stay until a compaction (see
+//! [`Segments::compact`]) rewrites the newest records into a new segment.
 //!
 //! Every method takes one mutex for its whole duration.
 
@@ -285,13 +289,13 @@ impl Segments {
     /// removes them, once the records there that are no key's newest
     /// (replaced, removed, use marks) are over half their bytes and the
     /// segments hold [`COMPACT_AFTER`] bytes or more. Removal marks go too
-    /// if no other process holds a segment. Returns the bytes freed.
+    /// if every segment is rewritten (no other process holds one).
     ///
     /// Readers of the old segments go on reading them through the
     /// descriptors they hold until they list the segments again; every
     /// record keeps its time, so a record stored meanwhile elsewhere stays
     /// the newest of its key.
-    pub fn compact(&self, dir: &Dir) -> io::Result<u64> {
+    pub fn compact(&self, dir: &Dir) -> io::Result<()> {
         self.lock().compact(dir)
     }
 
@@ -582,8 +586,36 @@ impl State {
         Ok(number)
     }
 
+    /// Appends the records `newest` names (with a use mark after an entry
+    /// used since it was stored) to segment `number`, in chunks.
+    fn rewrite(&self, number: usize, newest: &[(Key, Slot)]) -> io::Result<()> {
+        let Some(target) = &self.segments[number] else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let mut out = Vec::with_capacity(CHUNK + 2 * MAX_VALUE);
+        for &(key, slot) in newest {
+            let Some(segment) = &self.segments[slot.segment as usize] else {
+                continue;
+            };
+            let record = segment.read(slot.offset, slot.len as usize)?;
+            // Bytes changed since they were indexed are left behind.
+            if !matches!(format::parse(&record, MAX_VALUE), Parsed::Whole(whole) if whole.key() == key) {
+                continue;
+            }
+            out.extend_from_slice(&record);
+            if slot.kind == SlotKind::Entry && slot.used > slot.at {
+                out.extend_from_slice(&format::encode_mark(Mark::Used, &key, time_of(slot.used)));
+            }
+            if out.len() >= CHUNK {
+                (&target.file).write_all(&out)?;
+                out.clear();
+            }
+        }
+        (&target.file).write_all(&out)
+    }
+
     /// See [`Segments::compact`].
-    fn compact(&mut self, dir: &Dir) -> io::Result<u64> {
+    fn compact(&mut self, dir: &Dir) -> io::Result<()> {
         // Held while they are compacted, so that no process takes them:
         // this process's own, and every one no process holds.
         let (mut held, mut locks) = (Vec::new(), Vec::new());
@@ -619,40 +651,22 @@ impl State {
             .collect();
         let live: u64 = newest.iter().map(|(_, slot)| u64::from(slot.len)).sum();
         if bytes < COMPACT_AFTER || live * 2 > bytes {
-            return Ok(0);
+            return Ok(());
         }
         newest.sort_unstable_by_key(|(_, slot)| (slot.segment, slot.offset));
-        let mut out = Vec::with_capacity(CHUNK);
-        let mut record = Vec::new();
-        let mut written = Vec::new();
-        for (key, slot) in newest {
-            let Some(segment) = &self.segments[slot.segment as usize] else {
-                continue;
-            };
-            record.resize(slot.len as usize, 0);
-            segment.file.read_exact_at(&mut record, slot.offset)?;
-            // Bytes changed since they were indexed are left behind.
-            if !matches!(format::parse(&record, MAX_VALUE), Parsed::Whole(whole) if whole.key() == key) {
-                continue;
-            }
-            out.extend_from_slice(&record);
-            if slot.kind == SlotKind::Entry && slot.used > slot.at {
-                out.extend_from_slice(&format::encode_mark(Mark::Used, &key, time_of(slot.used)));
-            }
-            if out.len() >= CHUNK {
-                written.push(std::mem::take(&mut out));
-            }
-        }
-        written.push(out);
         let number = self.create(dir)?;
-        let wrote = match &self.segments[number] {
-            Some(segment) => written
-                .iter()
-                .try_for_each(|chunk| (&segment.file).write_all(chunk)),
-            None => Err(io::ErrorKind::NotFound.into()),
-        };
-        // Indexed as any segment is: read from its start.
-        if let Err(error) = wrote.and_then(|()| self.read_on(number).map(drop)) {
+        let mut done = self.rewrite(number, &newest);
+        if done.is_ok() {
+            // The old ones' copies make room for the new one's.
+            for &old in &held {
+                if let Some(segment) = &mut self.segments[old] {
+                    segment.copy = Vec::new();
+                }
+            }
+            // Indexed as any segment is: read from its start.
+            done = self.read_on(number).map(drop);
+        }
+        if let Err(error) = done {
             self.writer = None;
             return Err(error);
         }
@@ -666,8 +680,7 @@ impl State {
             generations.removed();
         }
         drop(locks);
-        let kept: u64 = written.iter().map(|chunk| chunk.len() as u64).sum();
-        Ok(bytes.saturating_sub(kept))
+        Ok(())
     }
 }
 
