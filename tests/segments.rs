@@ -69,7 +69,66 @@ fn child() {
                 say(&format!("written {n}"));
             }
         }
+        "churn" => {
+            // Every value read must be the one stored for its key; a clear
+            // may have taken it, never replaced it with another.
+            let mut wrong = 0;
+            for round in 0..4u64 {
+                for n in 0..300 {
+                    if (n + round).is_multiple_of(3) {
+                        store(&core, n, churned(n));
+                    }
+                    for m in [n, n / 2, 299 - n] {
+                        match core.get(&key(m)) {
+                            Ok(Some(entry)) if entry.value.to_vec() != churned(m) => wrong += 1,
+                            Ok(_) => {}
+                            Err(error) => panic!("key {m}: {error}"),
+                        }
+                    }
+                }
+            }
+            say(&format!("value={wrong}"));
+        }
+        "clearer" => {
+            for n in 0..100u32 {
+                if n.is_multiple_of(2) {
+                    core.clear().unwrap();
+                } else {
+                    core.evict(Budget::new().max_entries(50)).unwrap();
+                    core.reclaim().unwrap();
+                }
+            }
+            say("value=done");
+        }
         other => panic!("unknown role {other:?}"),
+    }
+}
+
+/// What the churning processes store for key `n`: its own bytes, of a
+/// length of its own, some past the size packed.
+fn churned(n: u64) -> Vec<u8> {
+    let len = if n.is_multiple_of(50) {
+        5_000
+    } else {
+        1 + n as usize % 700
+    };
+    vec![n as u8; len]
+}
+
+/// Two processes store and read while a third clears, evicts and compacts:
+/// no read ever returns another key's value or fails.
+#[test]
+fn processes_storing_reading_clearing_and_compacting_at_once_read_only_their_values() {
+    let dir = scratch("churn");
+    let run = dir.to_str().unwrap();
+    let peers = [
+        Peer::start("churn", run),
+        Peer::start("churn", run),
+        Peer::start("clearer", run),
+    ];
+    for peer in peers {
+        let value = peer.value();
+        assert!(value == "0" || value == "done", "{value}");
     }
 }
 
