@@ -419,6 +419,9 @@ fn gc(
                 .reclaim()
                 .map_err(|e| e.to_string())?;
         }
+        for dir in packed_directories(&functions) {
+            scan::compact(&dir, root.sharing).map_err(|e| e.to_string())?;
+        }
     }
     print_gc(&report, json)
 }
@@ -442,13 +445,27 @@ pub(crate) fn print_gc(report: &Reclaimed, json: bool) -> Outcome {
 }
 
 /// Every directory holding files of the `functions`: theirs and their versions'.
+/// The directories holding segments of packed entries.
+fn packed_directories(functions: &[Function]) -> Vec<PathBuf> {
+    let files = functions.iter().flat_map(|f| &f.files);
+    sorted(
+        files
+            .filter(|file| file.kind == Kind::Segment)
+            .map(|file| file.dir.clone()),
+    )
+}
+
+/// The functions' directories and their versions'.
 fn directories(functions: &[Function]) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = functions.iter().map(|f| f.path.clone()).collect();
-    dirs.extend(
-        functions
-            .iter()
-            .flat_map(|f| f.files.iter().map(|file| file.dir.clone())),
-    );
+    let versions = functions
+        .iter()
+        .flat_map(|f| f.files.iter().map(|file| file.dir.clone()));
+    sorted(functions.iter().map(|f| f.path.clone()).chain(versions))
+}
+
+/// `dirs` sorted, each once.
+fn sorted(dirs: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = dirs.collect();
     dirs.sort();
     dirs.dedup();
     dirs

@@ -272,19 +272,24 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(cachier(&["gc", "--older-than", "soon"]).status.code(), Some(2));
 }
 
+/// A core of `cli::packed` packing its entries into segments (`FileCore::segments`).
+fn packed_core() -> cachier::FileCore {
+    let function = cachier::FileCore::function_dir_name("cli::packed");
+    cachier::FileCore::new(dir().join(function))
+        .version("cli::packed v1")
+        .segments(true)
+}
+
 /// Entries packed into segments (`FileCore::segments`) are shown as their
 /// segments, and go with a clear.
 #[test]
 fn clear_removes_packed_entries_too() {
-    use cachier::{Core, Entry, FileCore, Key};
+    use cachier::{Core, Entry, Key};
     let _turn = fill();
-    let core = || {
-        FileCore::new(dir().join(FileCore::function_dir_name("cli::packed")))
-            .version("cli::packed v1")
-            .segments(true)
-    };
     let key = Key::new("cli::packed", &1u8).unwrap();
-    core().set(&key, &Entry::new(SystemTime::now(), vec![1])).unwrap();
+    packed_core()
+        .set(&key, &Entry::new(SystemTime::now(), vec![1]))
+        .unwrap();
     let rows = json(&["show", "cli::packed", "--json"]);
     let kinds: Vec<&str> = rows
         .as_array()
@@ -300,7 +305,45 @@ fn clear_removes_packed_entries_too() {
         said.contains("removed 0 entry files and 1 segments of packed entries"),
         "{said}"
     );
-    assert_eq!(core().get(&key).unwrap(), None);
+    assert_eq!(packed_core().get(&key).unwrap(), None);
     // The other tests count the functions here.
+    std::fs::remove_dir_all(dir().join("cli.packed")).unwrap();
+}
+
+/// The bytes of the segments in `dir`.
+fn segment_bytes(dir: &std::path::Path) -> u64 {
+    let files = std::fs::read_dir(dir).unwrap().map(|file| file.unwrap());
+    let segments = files.filter(|file| file.file_name().to_string_lossy().ends_with(".segment"));
+    segments.map(|file| file.metadata().unwrap().len()).sum()
+}
+
+/// `cachier gc` compacts segments no process holds: the bytes of replaced
+/// packed entries come back, and the newest entries stay.
+#[test]
+fn gc_compacts_segments() {
+    use cachier::{Core, Entry, Key};
+    let _turn = fill();
+    let key = |n: u64| Key::new("cli::packed", &n).unwrap();
+    let writer = packed_core();
+    for round in 0..3u8 {
+        for n in 0..1_000 {
+            writer
+                .set(&key(n), &Entry::new(SystemTime::now(), vec![round; 1_000]))
+                .unwrap();
+        }
+    }
+    let path = writer.dpath().unwrap();
+    assert_eq!(segment_bytes(&path), 3 * 1_000 * 1_050);
+    // Let go of its segment, for gc to take.
+    drop(writer);
+    assert!(cachier(&["gc"]).status.success());
+    assert_eq!(segment_bytes(&path), 1_000 * 1_050);
+    let reader = packed_core();
+    for n in 0..1_000 {
+        assert_eq!(
+            reader.get(&key(n)).unwrap().map(|e| e.value.to_vec()),
+            Some(vec![2; 1_000])
+        );
+    }
     std::fs::remove_dir_all(dir().join("cli.packed")).unwrap();
 }

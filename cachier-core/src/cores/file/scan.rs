@@ -264,6 +264,25 @@ pub fn remove_entries<'a>(
     Ok(removed)
 }
 
+/// Compacts the segments in `dir`, one of a function's directories as a
+/// [`File`] gives it (see [`FileCore::segments`](super::FileCore::segments)):
+/// gives back the bytes of replaced and removed packed entries once they are
+/// over half of the segments', as the processes using the cache do hourly.
+/// Segments a process holds are left to it.
+///
+/// # Errors
+/// When the directory is not trusted, or a segment cannot be read or written.
+pub fn compact(dir: &Path, sharing: Sharing) -> Result<()> {
+    let Some(handle) = open(dir, sharing)? else {
+        return Ok(());
+    };
+    let handle = handle.with_generations(sharing).with_segments();
+    match handle.segments() {
+        Some(segments) => segments.compact(&handle).map_err(|e| Error::io(dir, e)),
+        None => Ok(()),
+    }
+}
+
 /// Opens a function's directory, or a version's inside one.
 fn open(dir: &Path, sharing: Sharing) -> Result<Option<Dir>> {
     let version = dir

@@ -616,6 +616,7 @@ impl State {
 
     /// See [`Segments::compact`].
     fn compact(&mut self, dir: &Dir) -> io::Result<()> {
+        self.refresh(dir, None);
         // Held while they are compacted, so that no process takes them:
         // this process's own, and every one no process holds.
         let (mut held, mut locks) = (Vec::new(), Vec::new());
@@ -632,6 +633,7 @@ impl State {
                 locks.push(file);
             }
         }
+        // Read to their ends, now that none can grow.
         self.refresh(dir, None);
         let open = self.segments.iter().flatten().count();
         held.retain(|&number| self.segments[number].is_some());
