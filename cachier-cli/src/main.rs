@@ -274,7 +274,7 @@ fn show(root: &Root, name: &str, json: bool) -> Outcome {
     let rows: Vec<EntryRow> = function
         .files
         .iter()
-        .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt | Kind::Segment))
+        .filter(|f| matches!(f.kind, Kind::Entry | Kind::Corrupt | Kind::Packed))
         .map(EntryRow::of)
         .collect();
     let title = format!("{} ({})", function.function(), function.path.display());

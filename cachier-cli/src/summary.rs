@@ -30,11 +30,12 @@ impl Summary {
         Summary {
             function: function.function(),
             dir: function.path.display().to_string(),
-            entries: count(Kind::Entry),
+            entries: function.entries().count() as u64,
+            // A packed entry's bytes are its segment's.
             bytes: function
                 .files
                 .iter()
-                .filter(|f| f.kind != Kind::Foreign)
+                .filter(|f| !matches!(f.kind, Kind::Foreign | Kind::Packed))
                 .map(|f| f.bytes)
                 .sum(),
             oldest: times().min().map(seconds),
@@ -115,6 +116,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Temp => "temp",
         Kind::Shared => "shared",
         Kind::Segment => "segment",
+        Kind::Packed => "packed",
         _ => "foreign",
     }
 }

@@ -280,8 +280,8 @@ fn packed_core() -> cachier::FileCore {
         .segments(true)
 }
 
-/// Entries packed into segments (`FileCore::segments`) are shown as their
-/// segments, and go with a clear.
+/// Entries packed into segments (`FileCore::segments`) are listed and shown
+/// one by one, and go with a clear.
 #[test]
 fn clear_removes_packed_entries_too() {
     use cachier::{Core, Entry, Key};
@@ -297,7 +297,8 @@ fn clear_removes_packed_entries_too() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["segment"]);
+    assert_eq!(kinds, ["packed"]);
+    assert_eq!(row(&json(&["ls", "--json"]), "cli::packed")["entries"], 1);
     let output = cachier(&["clear", "cli::packed"]);
     assert!(output.status.success());
     let said = String::from_utf8_lossy(&output.stdout);

@@ -5,7 +5,10 @@
 //! core, reads at most an entry's header (or, for [`Depth::Verify`], the
 //! whole entry, bounded by the size its header declares), and classifies
 //! every file by its name: files whose names the core does not write are
-//! [`Kind::Foreign`], listed and never removed.
+//! [`Kind::Foreign`], listed and never removed. The entries packed in
+//! segments (see [`FileCore::segments`](super::FileCore::segments)) are
+//! listed one by one too, as [`Kind::Packed`], after the segments' records
+//! are read and checked as a core reads them (bounded the same way).
 //!
 //! ```
 //! use cachier_core::file::scan;
@@ -56,14 +59,19 @@ pub enum Kind {
     /// counters, claims; see [`FileCore`](super::FileCore)): never an entry.
     Shared,
     /// A segment of packed entries (see
-    /// [`FileCore::segments`](super::FileCore::segments)), listed whole:
-    /// removed with the entries by a clear.
+    /// [`FileCore::segments`](super::FileCore::segments)): removed whole by
+    /// a clear.
     Segment,
+    /// An entry packed in a segment, named by its key in hex, its size
+    /// that of its record, its modification time its last use (listed for
+    /// [`Depth::Header`] and [`Depth::Verify`]; every record is checked).
+    Packed,
     /// Not a name the core writes: never removed.
     Foreign,
 }
 
-/// One file found in a function's directory.
+/// One file found in a function's directory, or one entry packed in a
+/// segment there ([`Kind::Packed`]).
 #[derive(Clone, Debug)]
 pub struct File {
     /// The directory it is in: the function's, or one version's.
@@ -122,9 +130,11 @@ impl Function {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// The files that are entries.
+    /// The entries: entry files and packed entries.
     pub fn entries(&self) -> impl Iterator<Item = &File> {
-        self.files.iter().filter(|file| file.kind == Kind::Entry)
+        self.files
+            .iter()
+            .filter(|file| matches!(file.kind, Kind::Entry | Kind::Packed))
     }
 }
 
@@ -170,8 +180,12 @@ pub fn function(path: &Path, sharing: Sharing, depth: Depth) -> Result<Option<Fu
         if is_version(&name) {
             let version_path = path.join(&name);
             if let Some(version) = dir.child(name.as_str(), &version_path, sharing, false)? {
+                let first = files.len();
                 for file in version.list().map_err(|e| Error::io(&version_path, e))? {
                     files.extend(inspect(&version, &version_path, file, depth));
+                }
+                if depth != Depth::Names && files[first..].iter().any(|file| file.kind == Kind::Segment) {
+                    files.extend(packed(version, &version_path, sharing));
                 }
             }
         } else {
@@ -212,6 +226,26 @@ fn inspect(dir: &Dir, path: &Path, name: String, depth: Depth) -> Option<File> {
         },
     };
     Some(file)
+}
+
+/// The entries packed in the segments of `version` (at `path`), each its
+/// key's newest record.
+fn packed(version: Dir, path: &Path, sharing: Sharing) -> Vec<File> {
+    let version = version.with_generations(sharing).with_segments();
+    let Some(segments) = version.segments() else {
+        return Vec::new();
+    };
+    let entries = segments.entries(&version).into_iter();
+    entries
+        .map(|packed| File {
+            dir: path.to_owned(),
+            name: packed.key.hex().as_str().to_owned(),
+            kind: Kind::Packed,
+            bytes: packed.len,
+            modified: packed.used,
+            computed_at: Some(packed.computed_at),
+        })
+        .collect()
 }
 
 /// When the entry `name` was computed, if it passes the checks of `depth`.
