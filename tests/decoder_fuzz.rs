@@ -5,6 +5,8 @@
 //! allocation beyond a bound, and returns either its own result or a value
 //! whose encoding is exactly the stored bytes.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -68,11 +70,7 @@ enum Shape {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("decoder_fuzz")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    support::emptied_scratch("decoder_fuzz", name)
 }
 
 /// Stores `bytes` for one key of a `T`-returning function (as a whole entry

@@ -11,11 +11,7 @@ use cachier::cachier;
 use support::logged;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("file_core")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    support::emptied_scratch("file_core", name)
 }
 
 fn entry_files(dir: &Path) -> Vec<PathBuf> {

@@ -14,16 +14,23 @@ use cachier::{Budget, Core, Entry, Error, FileCore, Key};
 use support::{Peer, role, run, say, wait_for_parent};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("segments")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    support::emptied_scratch("segments", name)
 }
 
 /// A core packing small entries, for the function directory `dir`.
 fn packed(dir: &Path) -> FileCore {
     FileCore::new(dir).version("segments::f v1").segments(true)
+}
+
+/// A packing core in the emptied scratch directory `name`, holding keys
+/// `0..keys`, each `len` bytes of its number.
+fn filled(name: &str, keys: u64, len: usize) -> (PathBuf, FileCore) {
+    let dir = scratch(name);
+    let core = packed(&dir);
+    for n in 0..keys {
+        store(&core, n, vec![n as u8; len]);
+    }
+    (dir, core)
 }
 
 fn key(n: u64) -> Key {
@@ -134,10 +141,7 @@ fn processes_storing_reading_clearing_and_compacting_at_once_read_only_their_val
 
 #[test]
 fn small_entries_share_one_segment_and_large_ones_keep_their_files() {
-    let core = packed(&scratch("where"));
-    for n in 0..100 {
-        store(&core, n, vec![n as u8; 100]);
-    }
+    let (dir, core) = filled("where", 100, 100);
     store(&core, 100, vec![7; 8_192]);
     assert_eq!(named(&core, "segment").len(), 1);
     assert_eq!(named(&core, "cachier").len(), 1);
@@ -149,7 +153,7 @@ fn small_entries_share_one_segment_and_large_ones_keep_their_files() {
     // A key moving between the two is served its newest value, from either.
     store(&core, 0, vec![1; 8_192]);
     assert_eq!(value_of(&core, 0), Some(vec![1; 8_192]));
-    assert_eq!(value_of(&packed(&scratch_path("where")), 0), Some(vec![1; 8_192]));
+    assert_eq!(value_of(&packed(&dir), 0), Some(vec![1; 8_192]));
     store(&core, 0, vec![2; 10]);
     assert_eq!(
         named(&core, "cachier").len(),
@@ -157,14 +161,7 @@ fn small_entries_share_one_segment_and_large_ones_keep_their_files() {
         "the large entry's file is removed"
     );
     assert_eq!(value_of(&core, 0), Some(vec![2; 10]));
-    assert_eq!(value_of(&packed(&scratch_path("where")), 0), Some(vec![2; 10]));
-}
-
-/// The path `scratch` gives, without emptying it.
-fn scratch_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("segments")
-        .join(name)
+    assert_eq!(value_of(&packed(&dir), 0), Some(vec![2; 10]));
 }
 
 #[test]
@@ -227,11 +224,7 @@ fn a_writer_killed_mid_append_loses_no_other_record() {
 
 /// Records of `n` bytes of value each, keys 0..10, in one segment.
 fn ten_records(name: &str, n: usize) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
-    let core = packed(&dir);
-    for k in 0..10 {
-        store(&core, k, vec![k as u8; n]);
-    }
+    let (dir, core) = filled(name, 10, n);
     let segment = named(&core, "segment").remove(0);
     (dir, segment)
 }
@@ -313,7 +306,8 @@ fn segments_that_are_links_fifos_or_truncated_never_hang_or_fool_a_reader() {
 
 #[test]
 fn evictions_take_the_least_recently_used_entries_first() {
-    let core = packed(&scratch("evict"));
+    let dir = scratch("evict");
+    let core = packed(&dir);
     let hours_ago = |h: u64| SystemTime::now() - Duration::from_secs(h * 3_600);
     for (n, computed) in [(1, 3), (2, 2), (3, 1)] {
         core.set(&key(n), &Entry::new(hours_ago(computed), vec![n as u8; 10]))
@@ -322,7 +316,7 @@ fn evictions_take_the_least_recently_used_entries_first() {
     // Reading the oldest marks it used now.
     assert!(value_of(&core, 1).is_some());
     assert_eq!(core.evict(Budget::new().max_entries(2)).unwrap(), Some(1));
-    let fresh = packed(&scratch_path("evict"));
+    let fresh = packed(&dir);
     assert!(value_of(&fresh, 1).is_some());
     assert_eq!(value_of(&fresh, 2), None);
     assert!(value_of(&fresh, 3).is_some());
@@ -342,6 +336,16 @@ fn packing_is_part_of_the_version() {
     assert_eq!(named(&core, "cachier").len(), 0);
 }
 
+/// Stores every key of `keys` three times, 1,000 bytes of the round's
+/// number each: two thirds of the bytes the segments then hold are replaced.
+fn three_rounds(core: &FileCore, keys: std::ops::Range<u64>) {
+    for round in 0..3u8 {
+        for n in keys.clone() {
+            store(core, n, vec![round; 1_000]);
+        }
+    }
+}
+
 /// The bytes of the segments in the version's directory.
 fn segment_bytes(core: &FileCore) -> u64 {
     let sizes = named(core, "segment")
@@ -354,12 +358,7 @@ fn segment_bytes(core: &FileCore) -> u64 {
 fn compaction_frees_the_bytes_of_replaced_entries_under_readers() {
     let dir = scratch("compact");
     let core = packed(&dir);
-    // Every key stored three times: two thirds of the bytes are replaced.
-    for round in 0..3u8 {
-        for n in 0..1_000 {
-            store(&core, n, vec![round; 1_000]);
-        }
-    }
+    three_rounds(&core, 0..1_000);
     let reader = packed(&dir);
     assert_eq!(value_of(&reader, 7), Some(vec![2; 1_000]));
     let before = segment_bytes(&core);
@@ -379,11 +378,7 @@ fn compaction_frees_the_bytes_of_replaced_entries_under_readers() {
 
 #[test]
 fn compaction_drops_evicted_entries_and_their_marks() {
-    let dir = scratch("compact-evict");
-    let core = packed(&dir);
-    for n in 0..2_000 {
-        store(&core, n, vec![n as u8; 1_000]);
-    }
+    let (dir, core) = filled("compact-evict", 2_000, 1_000);
     assert_eq!(core.evict(Budget::new().max_entries(100)).unwrap(), Some(1_900));
     assert_eq!(segment_bytes(&core), 100 * 1_050, "no removal mark is kept");
     let fresh = packed(&dir);
@@ -395,11 +390,7 @@ fn compaction_drops_evicted_entries_and_their_marks() {
 fn compaction_leaves_the_segments_of_live_writers_alone() {
     let dir = scratch("compact-live");
     let core = packed(&dir);
-    for round in 0..3u8 {
-        for n in 100..1_100 {
-            store(&core, n, vec![round; 1_000]);
-        }
-    }
+    three_rounds(&core, 100..1_100);
     let mut peer = Peer::start("store", dir.to_str().unwrap());
     peer.expect("stored");
     core.reclaim().unwrap();

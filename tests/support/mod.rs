@@ -66,6 +66,16 @@ pub fn stdout_of(command: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// An empty directory for a test's caches: `<area>/<name>` in the test
+/// target's scratch space, emptied of what an earlier run left there.
+pub fn emptied_scratch(area: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(area)
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// What this process was started to do (empty in the test process itself).
 pub fn role() -> String {
     std::env::var(ROLE).unwrap_or_default()
