@@ -44,9 +44,9 @@
 //! so that a read never writes their access time.
 //! Evictions under a [`Budget`] take the entries of the oldest ones first.
 //!
-//! A core made with [`FileCore::segments`] packs entries of up to
-//! [`segments::MAX_VALUE`] bytes of value into append-only segments, one
-//! per writing process, instead of a file each (see `segments`): a store
+//! A core made with [`FileCore::segments`] packs entries of up to 4 KiB
+//! into append-only segments, one per writing process, instead of a file
+//! each (see `segments`): a store
 //! appends a record, a removal appends a mark, and the files of larger
 //! entries stay as above.
 
@@ -186,11 +186,10 @@ impl FileCore {
     /// [`version`](Self::version)) in a directory with generation counters
     /// (private, on a local filesystem, on Linux). Elsewhere it keeps a
     /// file per entry. A store then appends one record to a file already
-    /// open, and a million entries of 8-byte values take about 60 MB,
-    /// not 4 GB; a removal (an eviction, a cleanup of stale entries)
-    /// appends a mark, and the bytes of removed entries stay until the
-    /// version's directory is cleared. `cachier ls` and `gc` list segments
-    /// as shared files, not their entries.
+    /// open, and a million entries of 8-byte values take 58 MB, not 4 GB;
+    /// a removal (an eviction, a cleanup of stale entries) appends a mark,
+    /// and compaction, from [`Core::reclaim`] and after evictions, gives
+    /// back the bytes of removed and replaced entries.
     ///
     /// Packing is part of the version: its entries go in a directory of
     /// their own, which every process using it packs, so that a miss there
@@ -575,8 +574,8 @@ impl FileCore {
 
     /// Reads and checks the entry of `key`: from a segment if one holds it
     /// (none if no segment has a record of it), else from the file `name`,
-    /// allocating no more than [`FIRST_READ`]
-    /// bytes until its header and its size agree.
+    /// allocating no more than [`FIRST_READ`] bytes until its header and its
+    /// size agree.
     fn read_file(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
         let checked = Self::checked(dir, key);
         if let (Some(segments), Some((stamp, checked_at))) = (dir.segments(), checked) {
@@ -672,11 +671,11 @@ impl FileCore {
         rename_over(dir, &temp, name, &file, || (&file).write_all(bytes))
     }
 
-    /// Stores `bytes`, the entry of `key` encoded (see [`mod@format`]): appended
-    /// to a segment if the directory packs entries this small (removing an
-    /// older entry file first, if the segments say there may be one) and
-    /// [`Segments::place`](segments::Segments::place) says so, else written as the file `name` (hiding older
-    /// records with a removal mark).
+    /// Stores `bytes`, the entry of `key` encoded (see [`mod@format`]):
+    /// appended to a segment if the directory packs entries this small and
+    /// [`Segments::place`](segments::Segments::place) says so (removing an
+    /// older entry file first, if there may be one), else written as the
+    /// file `name` (hiding older records with a removal mark).
     fn store(&self, dir: &Dir, key: &Key, name: &str, bytes: &[u8]) -> io::Result<()> {
         match dir.segments() {
             Some(segments) if bytes.len() <= format::file_len(segments::MAX_VALUE) => {

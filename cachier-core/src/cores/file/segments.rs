@@ -419,6 +419,7 @@ impl State {
     /// Indexes the records of segment `number` past those read; returns
     /// where they end.
     fn read_on(&mut self, number: usize) -> io::Result<u64> {
+        let room = self.copy_room();
         let Some(mut segment) = self.segments[number].take() else {
             return Ok(0);
         };
@@ -428,7 +429,7 @@ impl State {
         });
         if let Ok(end) = read {
             segment.read_to = end;
-            let _ = segment.copy(from, end, self.copy_room());
+            let _ = segment.copy(from, end, room);
         }
         self.segments[number] = Some(segment);
         read
@@ -539,7 +540,8 @@ impl State {
                 continue;
             };
             // Held, and still named so: not one a compaction removed meanwhile.
-            if file.try_lock().is_err() || !identity_of(&file).and_then(|id| dir.names(&segment.name, id))? {
+            let named = identity_of(&file).and_then(|id| dir.names(&segment.name, id));
+            if file.try_lock().is_err() || !named.unwrap_or(false) {
                 continue;
             }
             // Held now: read to its end, and cut off whatever no record begins.
@@ -617,6 +619,10 @@ impl State {
     /// See [`Segments::compact`].
     fn compact(&mut self, dir: &Dir) -> io::Result<()> {
         self.refresh(dir, None);
+        // Records left out of a full index would be lost.
+        if self.full() {
+            return Ok(());
+        }
         // Held while they are compacted, so that no process takes them:
         // this process's own, and every one no process holds.
         let (mut held, mut locks) = (Vec::new(), Vec::new());
@@ -642,8 +648,9 @@ impl State {
             .flat_map(|&number| &self.segments[number])
             .map(|s| s.read_to)
             .sum();
-        // A removal hides older records, which only the segments not held may still have.
-        let every = held.len() == open;
+        // A removal hides older records, which only the segments not held
+        // (or not opened, past the most read) may still have.
+        let every = held.len() == open && open < MAX_SEGMENTS;
         let mut newest: Vec<(Key, Slot)> = self
             .keys
             .iter()
@@ -673,16 +680,15 @@ impl State {
             return Err(error);
         }
         // Whole now: the old ones go, and every process lists the segments again.
-        for &old in &held {
-            if let Some(segment) = &self.segments[old] {
-                dir.remove(&segment.name)?;
-            }
-        }
+        let removed = held.iter().try_for_each(|&old| match &self.segments[old] {
+            Some(segment) => dir.remove(&segment.name).map(drop),
+            None => Ok(()),
+        });
         if let Some(generations) = dir.generations() {
             generations.removed();
         }
         drop(locks);
-        Ok(())
+        removed
     }
 }
 
