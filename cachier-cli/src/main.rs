@@ -444,7 +444,6 @@ pub(crate) fn print_gc(report: &Reclaimed, json: bool) -> Outcome {
     Ok(())
 }
 
-/// Every directory holding files of the `functions`: theirs and their versions'.
 /// The directories holding segments of packed entries.
 fn packed_directories(functions: &[Function]) -> Vec<PathBuf> {
     let files = functions.iter().flat_map(|f| &f.files);
@@ -455,7 +454,7 @@ fn packed_directories(functions: &[Function]) -> Vec<PathBuf> {
     )
 }
 
-/// The functions' directories and their versions'.
+/// Every directory holding files of the `functions`: theirs and their versions'.
 fn directories(functions: &[Function]) -> Vec<PathBuf> {
     let versions = functions
         .iter()

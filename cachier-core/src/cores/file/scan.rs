@@ -272,8 +272,8 @@ fn read_entry(dir: &Dir, name: &str, depth: Depth) -> Option<SystemTime> {
 
 /// Removes the entry files (sound or corrupt) and segments named `names`
 /// from `dir`, one of a function's directories as a [`File`] gives it; other
-/// names are left alone. Returns how many went. A process storing one of them meanwhile
-/// loses that store: the next call computes it again.
+/// names are left alone. Returns how many went. A process storing one of
+/// them meanwhile loses that store: the next call computes it again.
 ///
 /// # Errors
 /// When the directory is not trusted or a file cannot be removed.
