@@ -839,11 +839,17 @@ fn kind_of(name: &str) -> Option<Kind> {
         LOCK_EXT => Some(Kind::Lock),
         _ => {
             let (writer, ext) = rest.rsplit_once('.')?;
-            let (pid, nonce) = writer.split_once('-')?;
-            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            (ext == TEMP_EXT && digits(pid) && digits(nonce)).then_some(Kind::Temp)
+            (ext == TEMP_EXT && names_writer(writer)).then_some(Kind::Temp)
         }
     }
+}
+
+/// Whether `part` of a name is `<pid>-<n>`, both in digits: how temporary
+/// files and segments name the process that writes them.
+fn names_writer(part: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    part.split_once('-')
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
 /// A name for a temporary file of the entry `name`, unique to this process

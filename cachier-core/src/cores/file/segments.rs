@@ -122,20 +122,26 @@ impl Segment {
         }
     }
 
-    /// Copies its records from `from` to `to` into memory, if they follow
-    /// those copied and `room` bytes allow.
-    fn copy(&mut self, from: u64, to: u64, room: u64) -> io::Result<()> {
+    /// Whether `len` bytes from `from` on may join the copy: they follow
+    /// those copied, and `room` bytes allow them.
+    fn continues_copy(&self, from: u64, len: u64, room: u64) -> bool {
+        self.copy.len() as u64 == from && len <= room
+    }
+
+    /// Copies its records from `from` to `to` into memory, if they continue
+    /// the copy; a read that fails or comes short leaves the copy as it was
+    /// (a lookup then reads the file).
+    fn copy(&mut self, from: u64, to: u64, room: u64) {
         let len = to.saturating_sub(from);
-        if self.copy.len() as u64 != from || len > room {
-            return Ok(());
+        if !self.continues_copy(from, len, room) {
+            return;
         }
         let start = self.copy.len();
         self.copy.resize(start + len as usize, 0);
         let read = read_at_most(&self.file, &mut self.copy[start..], from);
-        if read.as_ref().map_or(true, |&read| read as u64 != len) {
+        if read.map_or(true, |read| read as u64 != len) {
             self.copy.truncate(start);
         }
-        read.map(drop)
     }
 
     /// The `len` bytes at `offset`: from the copy if it holds them.
@@ -429,7 +435,7 @@ impl State {
         });
         if let Ok(end) = read {
             segment.read_to = end;
-            let _ = segment.copy(from, end, room);
+            segment.copy(from, end, room);
         }
         self.segments[number] = Some(segment);
         read
@@ -510,7 +516,7 @@ impl State {
             return Err(error);
         }
         segment.read_to += records.len() as u64;
-        if segment.copy.len() as u64 == offset && records.len() as u64 <= room {
+        if segment.continues_copy(offset, records.len() as u64, room) {
             segment.copy.extend_from_slice(records);
         }
         if segment.read_to >= ROLL {
@@ -752,11 +758,9 @@ fn read_at_most(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize
 
 /// Whether `name` is that of a segment: `<digits>-<digits>.segment`.
 pub fn is_segment(name: &str) -> bool {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.strip_suffix(EXT)
         .and_then(|rest| rest.strip_suffix('.'))
-        .and_then(|writer| writer.split_once('-'))
-        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+        .is_some_and(super::names_writer)
 }
 
 fn time_of(nanos: u64) -> SystemTime {
