@@ -112,7 +112,8 @@ enum Command {
         all: bool,
     },
     /// Reclaims space: corrupt entries, files of killed writers, entries over
-    /// an age, and the least recently used entries past a size budget.
+    /// an age, and the least recently used entries past a size budget
+    /// (packed entries too: the segments are then compacted).
     Gc {
         /// Removes entries computed longer ago than this (`30d`, `12h`).
         #[arg(long, value_parser = humantime::parse_duration, value_name = "AGE")]
@@ -299,10 +300,10 @@ pub(crate) fn print_show(title: &str, mut rows: Vec<EntryRow>, json: bool) -> Ou
         vec![
             row.key.clone(),
             row.version.clone().unwrap_or_else(|| "-".into()),
-            if row.kind == "entry" {
-                size(row.bytes)
-            } else {
+            if row.kind == "corrupt" {
                 "corrupt".into()
+            } else {
+                size(row.bytes)
             },
             computed,
             age(row.computed_at),
@@ -346,13 +347,13 @@ fn clear(root: &Root, names: &[String], all: bool) -> Outcome {
 
 /// Removes `files` (entries), directory by directory; returns how many went.
 fn remove(root: &Root, files: &[&scan::File]) -> Result<u64, String> {
-    let mut by_dir: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    let mut by_dir: BTreeMap<&Path, Vec<&scan::File>> = BTreeMap::new();
     for file in files {
-        by_dir.entry(&file.dir).or_default().push(&file.name);
+        by_dir.entry(&file.dir).or_default().push(file);
     }
     let mut removed = 0;
-    for (dir, names) in by_dir {
-        removed += scan::remove_entries(dir, names, root.sharing).map_err(|e| e.to_string())?;
+    for (dir, files) in by_dir {
+        removed += scan::remove_entries(dir, files, root.sharing).map_err(|e| e.to_string())?;
     }
     Ok(removed)
 }
@@ -389,17 +390,20 @@ fn gc(
                 report.corrupt += 1;
                 doomed.push(file);
             }
-            (Kind::Entry, Some(computed)) if cutoff.is_some_and(|cutoff| computed < cutoff) => {
+            (Kind::Entry | Kind::Packed, Some(computed))
+                if cutoff.is_some_and(|cutoff| computed < cutoff) =>
+            {
                 report.old += 1;
                 doomed.push(file);
             }
-            (Kind::Entry, _) => kept.push(file),
+            (Kind::Entry | Kind::Packed, _) => kept.push(file),
             _ => {}
         }
     }
     if let Some(budget) = max_bytes {
         // The least recently used go first: an entry file's modification
-        // time is when a process last stored or read it.
+        // time is when a process last stored or read it, and a packed
+        // entry's is its last use too.
         let kept = kept
             .into_iter()
             .map(|file| (file.modified, file.bytes, file))

@@ -298,6 +298,9 @@ fn clear_removes_packed_entries_too() {
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["packed"]);
+    let shown = cachier(&["show", "cli::packed"]).stdout;
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains(" B ") && !shown.contains("corrupt"), "{shown}");
     assert_eq!(row(&json(&["ls", "--json"]), "cli::packed")["entries"], 1);
     let output = cachier(&["clear", "cli::packed"]);
     assert!(output.status.success());
@@ -346,5 +349,50 @@ fn gc_compacts_segments() {
             Some(vec![2; 1_000])
         );
     }
+    std::fs::remove_dir_all(dir().join("cli.packed")).unwrap();
+}
+
+/// `cachier gc` removes packed entries by age and past a size budget (the
+/// least recently used first) as it removes entry files, and gives their
+/// bytes back at once.
+#[test]
+fn gc_removes_packed_entries_by_age_and_budget() {
+    use cachier::{Core, Entry, Key};
+    let _turn = fill();
+    // The budget is the whole directory's: only packed entries here.
+    square.clear_cache().unwrap();
+    greet.clear_cache().unwrap();
+    let key = |n: u64| Key::new("cli::packed", &n).unwrap();
+    let hours_ago = |h: u64| SystemTime::now() - Duration::from_secs(h * 3600);
+    let writer = packed_core();
+    // Keys 0..4 computed 5 to 2 hours ago, keys 4..8 within the last hour:
+    // a new record's last use is when it was computed.
+    for n in 0..8 {
+        let computed = hours_ago(5 - n.min(4)) + Duration::from_secs(60 * n);
+        writer
+            .set(&key(n), &Entry::new(computed, vec![n as u8; 100]))
+            .unwrap();
+    }
+    let path = writer.dpath().unwrap();
+    let record = segment_bytes(&path) / 8;
+    drop(writer);
+
+    let done = json(&["gc", "--older-than", "90m", "--json"]);
+    assert_eq!(
+        (done["old"].clone(), done["over_budget"].clone()),
+        (4.into(), 0.into())
+    );
+    assert_eq!(segment_bytes(&path), 4 * record, "compacted at once");
+    let budget = format!("{}B", 2 * record);
+    let done = json(&["gc", "--max-bytes", &budget, "--json"]);
+    assert_eq!(done["over_budget"], 2);
+    assert_eq!(segment_bytes(&path), 2 * record);
+
+    let reader = packed_core();
+    let kept: Vec<u64> = (0..8)
+        .filter(|&n| reader.get(&key(n)).unwrap().is_some())
+        .collect();
+    assert_eq!(kept, [6, 7], "the two used last");
+    assert_eq!(row(&json(&["ls", "--json"]), "cli::packed")["entries"], 2);
     std::fs::remove_dir_all(dir().join("cli.packed")).unwrap();
 }

@@ -75,7 +75,7 @@ use sha1::{Digest, Sha1};
 use self::dir::Dir;
 use self::format::Mark;
 use self::generations::Stamp;
-use self::segments::{Lookup, Place};
+use self::segments::{Compaction, Lookup, Place};
 pub use self::trust::Sharing;
 use crate::budget::Budget;
 use crate::cores::{Claim, Core};
@@ -703,7 +703,9 @@ impl FileCore {
             return Ok(());
         };
         if let Some(segments) = dir.segments() {
-            segments.compact(&dir).map_err(|e| Error::io(&self.path, e))?;
+            segments
+                .compact(&dir, Compaction::Due)
+                .map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
     }

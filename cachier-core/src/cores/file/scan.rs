@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::dir::Dir;
+use super::segments::Compaction;
 use super::{Kind as FileKind, MAX_DIR_NAME, format, is_retired, is_version, kind_of, modified};
 use crate::cores::file::Sharing;
 use crate::error::{Error, Result};
@@ -270,29 +271,39 @@ fn read_entry(dir: &Dir, name: &str, depth: Depth) -> Option<SystemTime> {
     }
 }
 
-/// Removes the entry files (sound or corrupt) and segments named `names`
-/// from `dir`, one of a function's directories as a [`File`] gives it; other
-/// names are left alone. Returns how many went. A process storing one of
-/// them meanwhile loses that store: the next call computes it again.
+/// Removes the entries among `files` (entry files, sound or corrupt, and
+/// packed entries) and the segments among them from `dir`, the directory
+/// of a function or version that a scan listed them in; other kinds are
+/// left alone. Returns how many went. A packed entry is marked removed: its
+/// bytes come back when the segments are [compacted](compact). A process
+/// storing one of them meanwhile loses that store: the next call computes
+/// it again.
 ///
 /// # Errors
-/// When the directory is not trusted or a file cannot be removed.
+/// When the directory is not trusted or a file cannot be removed or written.
 pub fn remove_entries<'a>(
     dir: &Path,
-    names: impl IntoIterator<Item = &'a str>,
+    files: impl IntoIterator<Item = &'a File>,
     sharing: Sharing,
 ) -> Result<u64> {
     let Some(handle) = open(dir, sharing)? else {
         return Ok(0);
     };
-    let handle = handle.with_generations(sharing);
-    let mut removed = 0;
-    for name in names {
-        if matches!(kind_of(name), Some(FileKind::Entry | FileKind::Segment))
+    let handle = handle.with_generations(sharing).with_segments();
+    let (mut removed, mut packed) = (0, Vec::new());
+    for file in files {
+        let name = file.name.as_str();
+        if file.kind == Kind::Packed {
+            packed.extend(Key::from_hex(name));
+        } else if matches!(kind_of(name), Some(FileKind::Entry | FileKind::Segment))
             && handle.remove(name).map_err(|e| Error::io(dir.join(name), e))?
         {
             removed += 1;
         }
+    }
+    if let Some(segments) = handle.segments().filter(|_| !packed.is_empty()) {
+        segments.remove(&handle, &packed).map_err(|e| Error::io(dir, e))?;
+        removed += packed.len() as u64;
     }
     handle.removed(removed);
     Ok(removed)
@@ -300,9 +311,9 @@ pub fn remove_entries<'a>(
 
 /// Compacts the segments in `dir`, one of a function's directories as a
 /// [`File`] gives it (see [`FileCore::segments`](super::FileCore::segments)):
-/// gives back the bytes of replaced and removed packed entries once they are
-/// over half of the segments', as the processes using the cache do hourly.
-/// Segments a process holds are left to it.
+/// gives back the bytes of replaced and removed packed entries, however few
+/// (the processes using the cache wait until they are over half of the
+/// segments'). Segments a process holds are left to it.
 ///
 /// # Errors
 /// When the directory is not trusted, or a segment cannot be read or written.
@@ -312,7 +323,9 @@ pub fn compact(dir: &Path, sharing: Sharing) -> Result<()> {
     };
     let handle = handle.with_generations(sharing).with_segments();
     match handle.segments() {
-        Some(segments) => segments.compact(&handle).map_err(|e| Error::io(dir, e)),
+        Some(segments) => segments
+            .compact(&handle, Compaction::Now)
+            .map_err(|e| Error::io(dir, e)),
         None => Ok(()),
     }
 }

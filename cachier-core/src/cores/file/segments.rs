@@ -74,8 +74,21 @@ pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { 1 << 22 };
 /// Most bytes of segments one process keeps copies of, per directory (a
 /// million records of 8-byte values take 58 MB).
 const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
-/// Segments hold at least this many bytes before they are compacted.
+/// Segments hold at least this many bytes before they are compacted when
+/// [`Compaction::Due`].
 const COMPACT_AFTER: u64 = 1 << 20;
+
+/// When [`Segments::compact`] rewrites the segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compaction {
+    /// Once the records that are no key's newest are over half the bytes
+    /// and the segments hold [`COMPACT_AFTER`] bytes or more: what the
+    /// processes using a cache do, so that rewriting costs less than the
+    /// bytes it gives back.
+    Due,
+    /// As soon as one record is no key's newest: what `cachier gc` asks for.
+    Now,
+}
 /// Bytes read from a segment at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -292,17 +305,17 @@ impl Segments {
 
     /// Rewrites the newest records of this process's segment and of those no
     /// process holds into a new one, which this process then appends to, and
-    /// removes them, once the records there that are no key's newest
-    /// (replaced, removed, use marks) are over half their bytes and the
-    /// segments hold [`COMPACT_AFTER`] bytes or more. Removal marks go too
-    /// if every segment is rewritten (no other process holds one).
+    /// removes them, when the records there that are no key's newest
+    /// (replaced, removed, use marks) are as many as `when` says. Removal
+    /// marks go too if every segment is rewritten (no other process holds
+    /// one).
     ///
     /// Readers of the old segments go on reading them through the
     /// descriptors they hold until they list the segments again; every
     /// record keeps its time, so a record stored meanwhile elsewhere stays
     /// the newest of its key.
-    pub fn compact(&self, dir: &Dir) -> io::Result<()> {
-        self.lock().compact(dir)
+    pub fn compact(&self, dir: &Dir, when: Compaction) -> io::Result<()> {
+        self.lock().compact(dir, when)
     }
 
     /// Marks the entries of `keys` removed, in one append; the caller then
@@ -623,7 +636,7 @@ impl State {
     }
 
     /// See [`Segments::compact`].
-    fn compact(&mut self, dir: &Dir) -> io::Result<()> {
+    fn compact(&mut self, dir: &Dir, when: Compaction) -> io::Result<()> {
         self.refresh(dir, None);
         // Records left out of a full index would be lost.
         if self.full() {
@@ -665,7 +678,11 @@ impl State {
             .map(|(key, slot)| (*key, *slot))
             .collect();
         let live: u64 = newest.iter().map(|(_, slot)| u64::from(slot.len)).sum();
-        if bytes < COMPACT_AFTER || live * 2 > bytes {
+        let due = match when {
+            Compaction::Due => bytes >= COMPACT_AFTER && live * 2 <= bytes,
+            Compaction::Now => live < bytes,
+        };
+        if !due {
             return Ok(());
         }
         newest.sort_unstable_by_key(|(_, slot)| (slot.segment, slot.offset));
