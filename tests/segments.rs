@@ -336,6 +336,44 @@ fn packing_is_part_of_the_version() {
     assert_eq!(named(&core, "cachier").len(), 0);
 }
 
+/// Where the functions below keep their entries.
+static ROOT: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| scratch("attribute"));
+
+#[cachier::cachier(cache_dir = ROOT.clone(), segments = true)]
+fn packed_square(x: u64) -> u64 {
+    x * x
+}
+
+#[cachier::cachier(cache_dir = ROOT.clone())]
+fn filed_square(x: u64) -> u64 {
+    x * x
+}
+
+/// How many files in the directory of `function`'s version end in each of `exts`.
+fn counted(function: &cachier::FunctionCache, exts: [&str; 2]) -> [usize; 2] {
+    let names: Vec<PathBuf> = std::fs::read_dir(function.dpath().unwrap())
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .collect();
+    exts.map(|ext| {
+        names
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count()
+    })
+}
+
+#[test]
+fn the_attribute_packs_its_function_and_no_other() {
+    for x in 0..3 {
+        assert_eq!((packed_square(x), filed_square(x)), (x * x, x * x));
+    }
+    assert_eq!(counted(packed_square.cache(), ["segment", "cachier"]), [1, 0]);
+    assert_eq!(counted(filed_square.cache(), ["segment", "cachier"]), [0, 3]);
+    assert_eq!(packed_square(2), 4);
+    assert_eq!(packed_square.cache_info().hits, 1);
+}
+
 /// Stores every key of `keys` three times, 1,000 bytes of the round's
 /// number each: two thirds of the bytes the segments then hold are replaced.
 fn three_rounds(core: &FileCore, keys: std::ops::Range<u64>) {

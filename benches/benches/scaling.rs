@@ -29,20 +29,10 @@ fn cachier_file_add_scaled(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
-#[cachier(cache_dir = run_dir("cachier-segments-scaling"))]
-fn cachier_segments_add_scaled_made(a: u64, b: u64) -> u64 {
-    add(a, b)
-}
-
 /// `cachier_file_add_scaled` with small entries packed into segments.
+#[cachier(cache_dir = run_dir("cachier-segments-scaling"), segments = true)]
 fn cachier_segments_add_scaled(a: u64, b: u64) -> u64 {
-    static PACKED: std::sync::Once = std::sync::Once::new();
-    PACKED.call_once(|| {
-        packed(|| {
-            let _ = cachier_segments_add_scaled_made.cache();
-        })
-    });
-    cachier_segments_add_scaled_made(a, b)
+    add(a, b)
 }
 
 /// Hits and stores with 1, 1,000, 2,000, 20,000, 100,000 and 1,000,000 entries
@@ -51,7 +41,7 @@ fn cachier_segments_add_scaled(a: u64, b: u64) -> u64 {
 fn scaling(c: &mut Criterion) {
     let mut libraries = adders();
     libraries[1] = ("cachier/file", *cachier_file_add_scaled);
-    libraries[2] = ("cachier/segments", cachier_segments_add_scaled);
+    libraries[2] = ("cachier/segments", *cachier_segments_add_scaled);
     let sizes: Vec<u64> = [1, 1_000, 2_000, 20_000, 100_000, 1_000_000]
         .into_iter()
         .filter(|&n| n <= max_entries())
@@ -122,10 +112,10 @@ fn disk_and_clear(_: &mut Criterion) {
         bytes as f64 / 1e6,
         started.elapsed()
     );
-    if let Some(dir) = cachier_segments_add_scaled_made.cache_dpath() {
+    if let Some(dir) = cachier_segments_add_scaled.cache_dpath() {
         let (files, bytes) = disk_usage(&dir);
         let started = Instant::now();
-        let cleared = cachier_segments_add_scaled_made.clear_cache();
+        let cleared = cachier_segments_add_scaled.clear_cache();
         eprintln!(
             "cachier/segments: {files} files, {:.1} MB on disk; clear_cache returned in {:.1?} ({cleared:?})",
             bytes as f64 / 1e6,

@@ -38,6 +38,8 @@ pub struct Located<T> {
 pub struct Attrs {
     pub backend: Option<Located<Backend>>,
     pub cache_dir: Option<Located<Expr>>,
+    /// Whether the file core packs small entries into segments.
+    pub segments: Option<Located<bool>>,
     pub core: Option<Located<Expr>>,
     /// A `fn() -> mongodb::sync::Collection<Document>` for the MongoDB core.
     pub mongetter: Option<Located<Expr>>,
@@ -72,7 +74,7 @@ pub struct Attrs {
     pub given: Vec<(String, Span)>,
 }
 
-const OPTIONS: &str = "backend, cache_dir, core, mongetter, redis_client, stale_after, next_time, wait_for_calc_timeout, \
+const OPTIONS: &str = "backend, cache_dir, segments, core, mongetter, redis_client, stale_after, next_time, wait_for_calc_timeout, \
                        allow_none, hash_func, entry_size_limit, max_entries, max_bytes, cleanup_stale, cleanup_interval, version, \
                        body_changes, deps, local, ignore, crate";
 
@@ -106,6 +108,7 @@ impl Attrs {
         match name.as_str() {
             "backend" => fill(&mut self.backend, &name, span, backend(&meta)?),
             "cache_dir" => fill(&mut self.cache_dir, &name, span, expr(&meta)?),
+            "segments" => fill(&mut self.segments, &name, span, flag(&meta)?),
             "core" => fill(&mut self.core, &name, span, expr(&meta)?),
             "mongetter" => fill(&mut self.mongetter, &name, span, expr(&meta)?),
             "redis_client" => fill(&mut self.redis_client, &name, span, expr(&meta)?),

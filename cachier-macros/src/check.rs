@@ -48,17 +48,22 @@ pub fn options(attrs: &Attrs, errors: &mut Errors) {
     if let (Some(core), Some(_)) = (&attrs.core, backend) {
         errors.push(error(core.span, "give either `core` or `backend`, not both"));
     }
-    if let Some(dir) = &attrs.cache_dir {
+    let file_only = [
+        ("cache_dir", attrs.cache_dir.as_ref().map(|d| d.span)),
+        ("segments", attrs.segments.as_ref().map(|s| s.span)),
+    ];
+    for (name, span) in file_only {
+        let Some(span) = span else { continue };
         if attrs.core.is_some() {
             errors.push(error(
-                dir.span,
-                "`cache_dir` is for the file backend; a custom `core` keeps its own storage",
+                span,
+                &format!("`{name}` is for the file backend; a custom `core` keeps its own storage"),
             ));
         }
         if backend.is_some_and(|b| b != Backend::File) {
             errors.push(error(
-                dir.span,
-                "`cache_dir` only applies to `backend = \"file\"`",
+                span,
+                &format!("`{name}` only applies to `backend = \"file\"`"),
             ));
         }
     }

@@ -540,6 +540,7 @@ fn builder(
         ("next_time", &attrs.next_time),
         ("allow_none", &attrs.allow_none),
         ("cleanup_stale", &attrs.cleanup_stale),
+        ("segments", &attrs.segments),
     ];
     for (method, flag) in flags {
         if let Some(flag) = flag {

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Once};
 
 use cached::proc_macro::cached;
 use cached::{ConcurrentCached, RedbCache};
@@ -77,30 +77,10 @@ pub fn cachier_file_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
-#[cachier(cache_dir = run_dir("cachier-segments"))]
-fn cachier_segments_add_made(a: u64, b: u64) -> u64 {
-    add(a, b)
-}
-
 /// `cachier_file_add` with small entries packed into segments.
+#[cachier(cache_dir = run_dir("cachier-segments"), segments = true)]
 pub fn cachier_segments_add(a: u64, b: u64) -> u64 {
-    static PACKED: Once = Once::new();
-    PACKED.call_once(|| {
-        packed(|| {
-            let _ = cachier_segments_add_made.cache();
-        })
-    });
-    cachier_segments_add_made(a, b)
-}
-
-/// Runs `make`, which makes a function's core (its first use), with
-/// [`GlobalParams::segments`](cachier::GlobalParams::segments) set: that
-/// core packs small entries into segments, and the others do not.
-pub fn packed(make: impl FnOnce()) {
-    let before = cachier::global_params();
-    cachier::set_global_params(before.clone().segments(true));
-    make();
-    cachier::set_global_params(before);
+    add(a, b)
 }
 
 #[cached]
@@ -156,7 +136,7 @@ pub fn adders() -> [(&'static str, AddFn); 5] {
     [
         ("cachier/memory", *cachier_memory_add),
         ("cachier/file", *cachier_file_add),
-        ("cachier/segments", cachier_segments_add),
+        ("cachier/segments", *cachier_segments_add),
         ("cached/memory", cached_memory_add),
         ("cached/redb", cached_redb_add),
     ]

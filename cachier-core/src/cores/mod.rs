@@ -260,29 +260,40 @@ impl<C: Core + ?Sized> Core for Box<C> {
     }
 }
 
+/// What a function chose of the file core's directory and layout; each
+/// choice left `None` is the global params'.
+#[derive(Default)]
+pub(crate) struct FileLayout {
+    /// The cache root its directory is made in.
+    pub cache_dir: Option<PathBuf>,
+    /// Who its directories are shared with.
+    pub sharing: Option<Sharing>,
+    /// Whether small entries are packed in segments.
+    pub segments: Option<bool>,
+}
+
 /// The built-in core of `backend` for the function identified by `function`:
-/// the file core in `cache_dir` (else the global one) shared as `sharing` says
-/// (else as the global params say), packing small entries if they say so, the memory core, or the MongoDB, Redis or
-/// SQL core on the global params' server.
+/// the file core laid out as `file` says, the memory core, or the MongoDB,
+/// Redis or SQL core on the global params' server.
 pub(crate) fn for_backend(
     backend: Backend,
     function: &str,
     identity: &str,
-    cache_dir: Option<PathBuf>,
-    sharing: Option<Sharing>,
+    file: FileLayout,
 ) -> Box<dyn Core> {
     match backend {
         Backend::File => {
             let (root, shared, segments) =
                 config::read(|global| (global.cache_dir.clone(), global.sharing, global.segments));
-            let dir = cache_dir
+            let dir = file
+                .cache_dir
                 .unwrap_or(root)
                 .join(FileCore::function_dir_name(function));
             Box::new(
                 FileCore::new(dir)
                     .version(identity)
-                    .sharing(sharing.unwrap_or(shared))
-                    .segments(segments),
+                    .sharing(file.sharing.unwrap_or(shared))
+                    .segments(file.segments.unwrap_or(segments)),
             )
         }
         Backend::Memory => Box::new(MemoryCore::new()),

@@ -7,7 +7,7 @@ use super::FunctionCache;
 use super::call::FunctionOptions;
 use crate::config::{self, Backend};
 use crate::cores::file::Sharing;
-use crate::cores::{self, Core};
+use crate::cores::{self, Core, FileLayout};
 use crate::key::KeySpace;
 
 /// Builds a [`FunctionCache`].
@@ -30,8 +30,7 @@ pub struct FunctionCacheBuilder {
     signature: String,
     code_version: String,
     backend: Option<Backend>,
-    cache_dir: Option<PathBuf>,
-    sharing: Option<Sharing>,
+    file: FileLayout,
     core: Option<Box<dyn Core>>,
     options: FunctionOptions,
 }
@@ -43,8 +42,7 @@ impl FunctionCacheBuilder {
             signature: String::new(),
             code_version: String::new(),
             backend: None,
-            cache_dir: None,
-            sharing: None,
+            file: FileLayout::default(),
             core: None,
             options: FunctionOptions::default(),
         }
@@ -73,13 +71,31 @@ impl FunctionCacheBuilder {
 
     /// The file core's directory (the function's own directory is made inside it).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache_dir = Some(dir.into());
+        self.file.cache_dir = Some(dir.into());
         self
     }
 
     /// Who the file core's directories are shared with, instead of the global default.
     pub fn sharing(mut self, sharing: Sharing) -> Self {
-        self.sharing = Some(sharing);
+        self.file.sharing = Some(sharing);
+        self
+    }
+
+    /// Whether the file core packs small entries into segments, instead of
+    /// the global default ([`GlobalParams::segments`](crate::GlobalParams::segments);
+    /// see [`FileCore::segments`](crate::FileCore::segments)).
+    ///
+    /// ```
+    /// use cachier_core::{Backend, FunctionCache};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let build = |packed| FunctionCache::builder("doc::packed").cache_dir(dir.path()).segments(packed).build();
+    /// let (packed, plain) = (build(true), build(false));
+    /// assert_eq!(packed.backend(), Some(Backend::File));
+    /// // Packing is part of the version: its own directory.
+    /// assert_ne!(packed.dpath(), plain.dpath());
+    /// ```
+    pub fn segments(mut self, packed: bool) -> Self {
+        self.file.segments = Some(packed);
         self
     }
 
@@ -189,8 +205,7 @@ impl FunctionCacheBuilder {
                 let backend = self
                     .backend
                     .unwrap_or_else(|| config::read(|global| global.backend));
-                let core =
-                    cores::for_backend(backend, &self.function, &identity, self.cache_dir, self.sharing);
+                let core = cores::for_backend(backend, &self.function, &identity, self.file);
                 (core, Some(backend))
             }
         };
