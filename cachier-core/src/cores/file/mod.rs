@@ -566,18 +566,29 @@ impl FileCore {
                 None => self.recent.forget(key),
             }
         }
-        match self.open_dir(false)? {
-            Some(dir) => self.read_file(&dir, key, &name),
-            None => Ok(None),
-        }
+        let Some(dir) = self.open_dir(false)? else {
+            return Ok(None);
+        };
+        // The first look's stamp holds for the directory it was taken in.
+        let checked = match held {
+            Some(held) if std::ptr::eq(held, &*dir) => checked,
+            _ => Self::checked(&dir, key),
+        };
+        self.read_file(&dir, key, &name, checked)
     }
 
     /// Reads and checks the entry of `key`: from a segment if one holds it
     /// (none if no segment has a record of it), else from the file `name`,
     /// allocating no more than [`FIRST_READ`] bytes until its header and its
-    /// size agree.
-    fn read_file(&self, dir: &Dir, key: &Key, name: &str) -> Result<Option<Entry>> {
-        let checked = Self::checked(dir, key);
+    /// size agree. `checked`: the key's stamp in `dir` and the time, taken
+    /// before this read.
+    fn read_file(
+        &self,
+        dir: &Dir,
+        key: &Key,
+        name: &str,
+        checked: Option<(Stamp, SystemTime)>,
+    ) -> Result<Option<Entry>> {
         if let (Some(segments), Some((stamp, checked_at))) = (dir.segments(), checked) {
             match segments
                 .get(dir, key, (stamp, checked_at), USE_RESOLUTION)

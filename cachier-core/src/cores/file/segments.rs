@@ -43,6 +43,7 @@
 //!
 //! Every method takes one mutex for its whole duration.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::BuildHasherDefault;
@@ -158,10 +159,10 @@ impl Segment {
     }
 
     /// The `len` bytes at `offset`: from the copy if it holds them.
-    fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    fn read(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         if let Some(bytes) = self.copy.get(start..start.saturating_add(len)) {
-            return Ok(bytes.to_vec());
+            return Ok(Cow::Borrowed(bytes));
         }
         let mut bytes = vec![0; len];
         self.file
@@ -170,7 +171,7 @@ impl Segment {
                 io::ErrorKind::UnexpectedEof => corrupt("a segment cut short under its record".into()),
                 _ => e,
             })?;
-        Ok(bytes)
+        Ok(Cow::Owned(bytes))
     }
 }
 
@@ -258,8 +259,7 @@ impl Segments {
         let Some(segment) = state.segments.get(slot.segment as usize).and_then(Option::as_ref) else {
             return Ok(Lookup::Absent);
         };
-        let bytes = segment.read(slot.offset, slot.len as usize)?;
-        let entry = format::decode(key, &bytes).map_err(corrupt)?;
+        let entry = format::decode(key, &segment.read(slot.offset, slot.len as usize)?).map_err(corrupt)?;
         if time_of(slot.used) + resolution <= now {
             // A use not recorded is an eviction order slightly off, no more.
             let _ = state.append(dir, &format::encode_mark(Mark::Used, key, now));
