@@ -78,6 +78,8 @@ const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
 /// Segments hold at least this many bytes before they are compacted when
 /// [`Compaction::Due`].
 const COMPACT_AFTER: u64 = 1 << 20;
+/// Bytes read from a segment at a time.
+const CHUNK: usize = 64 << 10;
 
 /// When [`Segments::compact`] rewrites the segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +92,6 @@ pub enum Compaction {
     /// As soon as one record is no key's newest: what `cachier gc` asks for.
     Now,
 }
-/// Bytes read from a segment at a time.
-const CHUNK: usize = 64 << 10;
 
 /// The segments of one directory, as this process knows them.
 #[derive(Default)]
