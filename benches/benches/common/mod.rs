@@ -100,6 +100,16 @@ pub fn cached_redb_add(a: u64, b: u64) -> u64 {
     value
 }
 
+/// Empties the cache of [`cached_memory_add`].
+pub fn clear_cached_memory_add() {
+    cached::Cached::cache_clear(&mut *CACHED_MEMORY_ADD.write());
+}
+
+/// Empties the cache of [`cached_redb_add`].
+pub fn clear_cached_redb_add() {
+    REDB_ADD.cache_clear().expect("redb clear");
+}
+
 // --- the (&str, &HashMap) function ---
 
 #[cachier(backend = "memory")]
