@@ -162,16 +162,26 @@ impl Peer {
         let _ = writeln!(self.child.stdin.as_mut().unwrap(), "go");
     }
 
-    /// Waits for the child to succeed; returns what followed `value=` on stdout.
+    /// Waits for the child to succeed; returns what followed `value=` on
+    /// stdout. A child that failed fails the test with what it printed.
     pub fn value(mut self) -> String {
-        assert!(self.child.wait().unwrap().success(), "a child process failed");
-        self.lines
+        let status = self.child.wait().unwrap();
+        let lines: Vec<(Stream, String)> = self.lines.iter().collect();
+        let said = || {
+            lines
+                .iter()
+                .map(|(_, line)| line.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(status.success(), "a child process failed:\n{}", said());
+        lines
             .iter()
             .find_map(|(stream, line)| {
                 let value = line.split_once("value=").map(|(_, value)| value.to_owned());
-                value.filter(|_| stream == Stream::Out)
+                value.filter(|_| *stream == Stream::Out)
             })
-            .expect("a value= line")
+            .unwrap_or_else(|| panic!("no value= line in:\n{}", said()))
     }
 
     /// Waits for the child to succeed.
