@@ -45,7 +45,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::hash::BuildHasherDefault;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -78,6 +78,9 @@ const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
 /// Segments hold at least this many bytes before they are compacted when
 /// [`Compaction::Due`].
 const COMPACT_AFTER: u64 = 1 << 20;
+/// How many new segments a process makes, each taken by another before it
+/// could lock it, before it gives up storing (see [`State::create`]).
+const CREATE_ATTEMPTS: usize = 16;
 /// Bytes read from a segment at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -584,23 +587,37 @@ impl State {
 
     /// Makes a new segment, held, as the one this process appends to;
     /// returns its number.
+    ///
+    /// A new segment is named before it is locked: in between, another
+    /// process may take it as one no process holds (to append to it, or to
+    /// compact it). It is then theirs, and this process makes another, up to
+    /// [`CREATE_ATTEMPTS`] times.
     fn create(&mut self, dir: &Dir) -> io::Result<usize> {
         // A name a dead process with this one's pid used may be taken.
         static NONCE: AtomicU64 = AtomicU64::new(0);
-        let (name, file) = loop {
+        let mut made = None;
+        for _ in 0..CREATE_ATTEMPTS {
             let name = format!(
                 "{}-{}.{EXT}",
                 std::process::id(),
                 NONCE.fetch_add(1, Ordering::Relaxed)
             );
-            match dir.open_segment(&name, true) {
-                Ok(Some(file)) => break (name, file),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            let file = match dir.open_segment(&name, true) {
+                Ok(Some(file)) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Ok(None) => return Err(io::ErrorKind::NotFound.into()),
                 Err(e) => return Err(e),
+            };
+            match file.try_lock() {
+                Ok(()) => {
+                    made = Some((name, file));
+                    break;
+                }
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => return Err(e),
             }
-        };
-        file.try_lock().map_err(io::Error::from)?;
+        }
+        let (name, file) = made.ok_or(io::ErrorKind::WouldBlock)?;
         self.segments.push(Some(Segment::new(name, file)));
         let number = self.segments.len() - 1;
         self.writer = Some(number);
