@@ -322,6 +322,26 @@ fn evictions_take_the_least_recently_used_entries_first() {
     assert!(value_of(&fresh, 3).is_some());
 }
 
+/// A process reusing a dead one's pid names its segments as that one did:
+/// a reader that had the dead one's segment open reads the new file under
+/// that name from its start, and serves what it holds.
+#[test]
+fn a_segment_whose_name_is_taken_again_is_read_anew() {
+    let dir = scratch("name-taken");
+    let (reader, dead) = (packed(&dir), packed(&dir));
+    store(&dead, 1, b"old".to_vec());
+    assert_eq!(value_of(&reader, 1), Some(b"old".to_vec()));
+    let [old] = named(&dead, "segment").try_into().unwrap();
+    drop(dead);
+    std::fs::remove_file(&old).unwrap();
+    // A writer's new segment, then named as the dead one's was.
+    let writer = packed(&dir);
+    store(&writer, 1, b"new".to_vec());
+    let [new] = named(&writer, "segment").try_into().unwrap();
+    std::fs::rename(&new, &old).unwrap();
+    assert_eq!(value_of(&reader, 1), Some(b"new".to_vec()));
+}
+
 #[test]
 fn packing_is_part_of_the_version() {
     let dir = scratch("apart");

@@ -385,7 +385,10 @@ impl State {
     }
 
     /// Opens the segments listed in `dir` that are not open yet, and
-    /// forgets those whose files are gone, with their keys.
+    /// forgets those whose files are gone, with their keys. A segment whose
+    /// name now names another file (removed, and its name taken again, as
+    /// a process reusing a dead one's pid does) is gone, and the new file
+    /// is read from its start.
     fn list(&mut self, dir: &Dir) {
         let names = match dir.list() {
             Ok(names) => names,
@@ -395,12 +398,13 @@ impl State {
             }
         };
         let names: Vec<String> = names.into_iter().filter(|name| is_segment(name)).collect();
+        let named = |segment: &Segment| {
+            names.contains(&segment.name)
+                && identity_of(&segment.file).is_ok_and(|id| dir.names(&segment.name, id).unwrap_or(false))
+        };
         let mut gone = Vec::new();
         for (number, held) in self.segments.iter_mut().enumerate() {
-            if held
-                .as_ref()
-                .is_some_and(|segment| !names.contains(&segment.name))
-            {
+            if held.as_ref().is_some_and(|segment| !named(segment)) {
                 *held = None;
                 gone.push(number);
             }
