@@ -673,6 +673,7 @@ impl State {
             if self.writer == Some(number) {
                 held.push(number);
             } else if let Ok(Some(file)) = dir.open_segment(&segment.name, false)
+                && same_file(&file, &segment.file)
                 && file.try_lock().is_ok()
             {
                 held.push(number);
@@ -777,6 +778,12 @@ fn scan(file: &File, from: u64, mut each: impl FnMut(u64, Parsed)) -> io::Result
         each(at, parsed);
         at += len as u64;
     }
+}
+
+/// Whether `a` and `b` are the same file: not one named as the other was
+/// since.
+fn same_file(a: &File, b: &File) -> bool {
+    matches!((identity_of(a), identity_of(b)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// Reads into `buffer` from `offset` until it is full or the file ends;
