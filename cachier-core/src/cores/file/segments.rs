@@ -399,8 +399,7 @@ impl State {
         };
         let names: Vec<String> = names.into_iter().filter(|name| is_segment(name)).collect();
         let named = |segment: &Segment| {
-            names.contains(&segment.name)
-                && identity_of(&segment.file).is_ok_and(|id| dir.names(&segment.name, id).unwrap_or(false))
+            names.contains(&segment.name) && names_file(dir, &segment.name, &segment.file)
         };
         let mut gone = Vec::new();
         for (number, held) in self.segments.iter_mut().enumerate() {
@@ -565,9 +564,12 @@ impl State {
             let Ok(Some(file)) = dir.open_segment(&segment.name, false) else {
                 continue;
             };
-            // Held, and still named so: not one a compaction removed meanwhile.
-            let named = identity_of(&file).and_then(|id| dir.names(&segment.name, id));
-            if file.try_lock().is_err() || !named.unwrap_or(false) {
+            // The file indexed, held, then still named so: not one a
+            // compaction removed before this process could hold it.
+            if !same_file(&file, &segment.file)
+                || file.try_lock().is_err()
+                || !names_file(dir, &segment.name, &file)
+            {
                 continue;
             }
             // Held now: read to its end, and cut off whatever no record begins.
@@ -778,6 +780,14 @@ fn scan(file: &File, from: u64, mut each: impl FnMut(u64, Parsed)) -> io::Result
         each(at, parsed);
         at += len as u64;
     }
+}
+
+/// Whether `name` in `dir` still names `file`: it was neither removed nor
+/// taken by another file since.
+fn names_file(dir: &Dir, name: &str, file: &File) -> bool {
+    identity_of(file)
+        .and_then(|id| dir.names(name, id))
+        .unwrap_or(false)
 }
 
 /// Whether `a` and `b` are the same file: not one named as the other was
