@@ -95,29 +95,36 @@ impl ser::Error for EncodeError {
 
 type EncodeResult<T = ()> = std::result::Result<T, EncodeError>;
 
+/// Writes the canonical encoding into `out`. Its methods are `#[inline]`:
+/// keys are encoded by generic code in the caller's crate, where calls into
+/// this crate's small methods cost a memory hit about a tenth of its time.
 struct Encoder<'a> {
     out: &'a mut Vec<u8>,
 }
 
 impl Encoder<'_> {
+    #[inline]
     fn tagged(&mut self, tag: u8, bytes: &[u8]) -> EncodeResult {
         self.out.push(tag);
         self.out.extend_from_slice(bytes);
         Ok(())
     }
 
+    #[inline]
     fn len_prefixed(&mut self, tag: u8, bytes: &[u8]) -> EncodeResult {
         self.tagged(tag, &(bytes.len() as u64).to_le_bytes())?;
         self.out.extend_from_slice(bytes);
         Ok(())
     }
 
+    #[inline]
     fn name(&mut self, name: &str) {
         self.out.extend_from_slice(&(name.len() as u64).to_le_bytes());
         self.out.extend_from_slice(name.as_bytes());
     }
 
     /// Starts a sequence-like item whose element count is patched in by `finish`.
+    #[inline]
     fn open(&mut self, tag: u8) -> Counted<'_> {
         self.out.push(tag);
         let at = self.out.len();
@@ -160,73 +167,96 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
     type SerializeStruct = Counted<'a>;
     type SerializeStructVariant = Counted<'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> EncodeResult {
         self.tagged(tag::BOOL, &[u8::from(v)])
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> EncodeResult {
         self.tagged(tag::I8, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> EncodeResult {
         self.tagged(tag::I16, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> EncodeResult {
         self.tagged(tag::I32, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> EncodeResult {
         self.tagged(tag::I64, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> EncodeResult {
         self.tagged(tag::I128, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> EncodeResult {
         self.tagged(tag::U8, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> EncodeResult {
         self.tagged(tag::U16, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> EncodeResult {
         self.tagged(tag::U32, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> EncodeResult {
         self.tagged(tag::U64, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> EncodeResult {
         self.tagged(tag::U128, &v.to_le_bytes())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> EncodeResult {
         self.tagged(tag::F32, &v.to_bits().to_le_bytes())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> EncodeResult {
         self.tagged(tag::F64, &v.to_bits().to_le_bytes())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> EncodeResult {
         self.tagged(tag::CHAR, &u32::from(v).to_le_bytes())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> EncodeResult {
         self.len_prefixed(tag::STR, v.as_bytes())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> EncodeResult {
         self.len_prefixed(tag::BYTES, v)
     }
+    #[inline]
     fn serialize_none(self) -> EncodeResult {
         self.tagged(tag::NONE, &[])
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> EncodeResult {
         self.out.push(tag::SOME);
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> EncodeResult {
         self.tagged(tag::UNIT, &[])
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> EncodeResult {
         self.tagged(tag::UNIT_STRUCT, &[])
     }
+    #[inline]
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> EncodeResult {
         self.open(tag::VARIANT).named(variant).end_counted()
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> EncodeResult {
         value.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -238,15 +268,19 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
         ser::SerializeSeq::serialize_element(&mut item, value)?;
         item.end_counted()
     }
+    #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> EncodeResult<Counted<'a>> {
         Ok(self.open(tag::SEQ))
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> EncodeResult<Counted<'a>> {
         Ok(self.open(tag::TUPLE))
     }
+    #[inline]
     fn serialize_tuple_struct(self, _: &'static str, _len: usize) -> EncodeResult<Counted<'a>> {
         Ok(self.open(tag::STRUCT))
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _: &'static str,
@@ -256,12 +290,15 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
     ) -> EncodeResult<Counted<'a>> {
         Ok(self.open(tag::VARIANT).named(variant))
     }
+    #[inline]
     fn serialize_map(self, _len: Option<usize>) -> EncodeResult<Sorted<'a>> {
         Ok(self.sorted(tag::MAP))
     }
+    #[inline]
     fn serialize_struct(self, _: &'static str, _len: usize) -> EncodeResult<Counted<'a>> {
         Ok(self.open(tag::STRUCT))
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _: &'static str,
@@ -298,16 +335,19 @@ struct Counted<'a> {
 }
 
 impl Counted<'_> {
+    #[inline]
     fn named(self, name: &str) -> Self {
         Encoder { out: &mut *self.out }.name(name);
         self
     }
 
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> EncodeResult {
         self.count += 1;
         value.serialize(&mut Encoder { out: &mut *self.out })
     }
 
+    #[inline]
     fn end_counted(self) -> EncodeResult {
         self.out[self.at..self.at + 8].copy_from_slice(&self.count.to_le_bytes());
         Ok(())
@@ -319,9 +359,11 @@ macro_rules! counted_compound {
         impl ser::$trait for Counted<'_> {
             type Ok = ();
             type Error = EncodeError;
+            #[inline]
             fn $method<T: Serialize + ?Sized>(&mut self, $(_: $skip,)* value: &T) -> EncodeResult {
                 self.element(value)
             }
+            #[inline]
             fn end(self) -> EncodeResult {
                 self.end_counted()
             }
