@@ -550,10 +550,10 @@ impl FileCore {
         checked: Option<(Stamp, SystemTime)>,
         key: &Key,
     ) -> Result<Option<Entry>> {
-        let name = name_of(key, ENTRY_EXT);
         if let Some(dir) = held
             && self.recent.holds(key)
         {
+            let name = name_of(key, ENTRY_EXT);
             match dir.stat(&name).map_err(|e| self.error(&name, e))? {
                 Some(stat) => {
                     if let Some(entry) = self.recent.get(key, &stat, checked) {
@@ -566,33 +566,26 @@ impl FileCore {
                 None => self.recent.forget(key),
             }
         }
+        // The first look's directory and stamp hold unless it was removed.
+        if let Some(dir) = held.filter(|dir| !dir.is_removed()) {
+            return self.read_file(dir, key, checked);
+        }
         let Some(dir) = self.open_dir(false)? else {
             return Ok(None);
         };
-        // The first look's stamp holds for the directory it was taken in.
-        let checked = match held {
-            Some(held) if std::ptr::eq(held, &*dir) => checked,
-            _ => Self::checked(&dir, key),
-        };
-        self.read_file(&dir, key, &name, checked)
+        self.read_file(&dir, key, Self::checked(&dir, key))
     }
 
     /// Reads and checks the entry of `key`: from a segment if one holds it
-    /// (none if no segment has a record of it), else from the file `name`,
+    /// (none if no segment has a record of it), else from its entry file,
     /// allocating no more than [`FIRST_READ`] bytes until its header and its
     /// size agree. `checked`: the key's stamp in `dir` and the time, taken
     /// before this read.
-    fn read_file(
-        &self,
-        dir: &Dir,
-        key: &Key,
-        name: &str,
-        checked: Option<(Stamp, SystemTime)>,
-    ) -> Result<Option<Entry>> {
+    fn read_file(&self, dir: &Dir, key: &Key, checked: Option<(Stamp, SystemTime)>) -> Result<Option<Entry>> {
         if let (Some(segments), Some((stamp, checked_at))) = (dir.segments(), checked) {
             match segments
                 .get(dir, key, (stamp, checked_at), USE_RESOLUTION)
-                .map_err(|e| self.error(name, e))?
+                .map_err(|e| self.error(&name_of(key, ENTRY_EXT), e))?
             {
                 Lookup::Entry(entry) => {
                     self.recent.remember(*key, None, checked, &entry);
@@ -605,6 +598,7 @@ impl FileCore {
                 Lookup::File => {}
             }
         }
+        let name = &name_of(key, ENTRY_EXT);
         let corrupt = |reason: String| self.error(name, io::Error::new(io::ErrorKind::InvalidData, reason));
         let Some((mut file, stat)) = dir.open_regular(name).map_err(|e| self.error(name, e))? else {
             if let Some(checked) = checked {
