@@ -30,6 +30,7 @@ compile_error!("cachier supports Unix-like systems (Linux, macOS, the BSDs) only
 
 mod budget;
 pub mod canonical;
+mod clock;
 mod code;
 mod codec;
 mod config;

@@ -15,7 +15,6 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use rustix::fs::{
     AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT,
@@ -28,6 +27,7 @@ use super::generations::Generations;
 use super::recent::RECHECK;
 use super::segments::Segments;
 use super::trust::{self, Sharing};
+use crate::clock;
 use crate::error::{Error, Result};
 
 pub(super) struct Dir {
@@ -40,7 +40,8 @@ pub(super) struct Dir {
     #[cfg(target_os = "linux")]
     claims: Claims,
     /// When [`is_removed`](Self::is_removed) last found the directory in
-    /// place: nanoseconds after a process-wide instant, 0 for never.
+    /// place: nanoseconds on the coarse monotonic clock (see `clock`), 0
+    /// for never.
     found_at: AtomicU64,
 }
 
@@ -230,8 +231,7 @@ impl Dir {
         if self.is_retired() {
             return true;
         }
-        static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-        let now = u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let now = clock::coarse_monotonic_nanos();
         let found_at = self.found_at.load(Ordering::Relaxed);
         if found_at != 0 && now.saturating_sub(found_at) < RECHECK.as_nanos() as u64 {
             return false;

@@ -78,6 +78,7 @@ use self::generations::Stamp;
 use self::segments::{Compaction, Lookup, Place};
 pub use self::trust::Sharing;
 use crate::budget::Budget;
+use crate::clock;
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -633,7 +634,7 @@ impl FileCore {
     /// where the directory has generation counters.
     fn checked(dir: &Dir, key: &Key) -> Option<(Stamp, SystemTime)> {
         dir.generations()
-            .map(|generations| (generations.stamp(key), SystemTime::now()))
+            .map(|generations| (generations.stamp(key), clock::coarse_now()))
     }
 
     /// Records a read of the entry `used` (whose file `stat` describes) for
