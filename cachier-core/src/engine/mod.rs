@@ -38,6 +38,7 @@ use self::flight::{Flights, Join, Landed, Pilot, computing};
 use self::mode::Tokio;
 use self::mode::{Blocking, Mode, block_on};
 pub use self::registry::functions;
+use crate::clock;
 use crate::codec::{self, MAX_VALUE_LEN};
 use crate::config::{self, Backend};
 use crate::cores::{Claim, Core};
@@ -598,7 +599,7 @@ impl Inner {
     fn judge<O: Outcome>(call: &Call, entry: &Entry) -> Result<Lookup<O::Stored>> {
         let value = codec::decode::<O::Stored>(&entry.value)?;
         Ok(match call.settings.stale_limit {
-            Some(limit) if entry.age(SystemTime::now()) >= limit => Lookup::Stale(value),
+            Some(limit) if entry.age(clock::coarse_now()) >= limit => Lookup::Stale(value),
             _ => Lookup::Fresh(value),
         })
     }
