@@ -183,6 +183,52 @@ fn another_processes_stores_and_clear_are_seen_at_the_next_call() {
     peer.finish();
 }
 
+/// Threads sharing a core read packed entries while another thread stores
+/// them through a core of its own: each store is seen by every reader's
+/// next call once it returned, and no read returns another key's value.
+#[test]
+fn threads_reading_while_another_stores_see_each_store_at_their_next_call() {
+    const KEYS: u64 = 64;
+    let value = |n: u64, round: u64| [n.to_le_bytes(), round.to_le_bytes()].concat();
+    let (dir, core) = filled("threads", 0, 0);
+    (0..KEYS).for_each(|n| store(&core, n, value(n, 0)));
+    // Another core on the directory: its stores reach the readers' core as
+    // another process's do.
+    let writer = packed(&dir);
+    let (stored, readers): (Vec<_>, Vec<_>) = (0..2).map(|_| std::sync::mpsc::channel::<u64>()).unzip();
+    std::thread::scope(|threads| {
+        for rounds in readers {
+            let core = &core;
+            threads.spawn(move || {
+                // The key and round of the value read for key `n`.
+                let read = |n: u64| {
+                    let read = value_of(core, n).expect("every key has an entry");
+                    let word = |at: usize| u64::from_le_bytes(read[at..at + 8].try_into().unwrap());
+                    (word(0), word(8))
+                };
+                while let Ok(round) = rounds.recv() {
+                    // The store of this round, or a later one of the same key.
+                    let (n, stored) = read(round % KEYS);
+                    assert!(
+                        n == round % KEYS && stored >= round,
+                        "round {round}: read round {stored}"
+                    );
+                    // While the next stores go on.
+                    for m in 0..KEYS {
+                        assert_eq!(read(m).0, m, "key {m} read another key's value");
+                    }
+                }
+            });
+        }
+        for round in 1..=300 {
+            let n = round % KEYS;
+            store(&writer, n, value(n, round));
+            stored.iter().for_each(|reader| reader.send(round).unwrap());
+        }
+        drop(stored);
+    });
+}
+
 #[test]
 fn a_writer_killed_mid_append_loses_no_other_record() {
     let dir = scratch("killed");

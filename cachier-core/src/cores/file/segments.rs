@@ -41,7 +41,8 @@
 //! The bytes of replaced and removed entries stay until a compaction (see
 //! [`Segments::compact`]) rewrites the newest records into a new segment.
 //!
-//! Every method takes one mutex for its whole duration.
+//! Lookups of keys whose records are read already share the index under
+//! a read lock; every other method holds its write lock throughout.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -50,7 +51,7 @@ use std::hash::BuildHasherDefault;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::dir::{Dir, identity_of};
@@ -99,7 +100,7 @@ pub enum Compaction {
 /// The segments of one directory, as this process knows them.
 #[derive(Default)]
 pub struct Segments {
-    state: Mutex<State>,
+    state: RwLock<State>,
 }
 
 #[derive(Default)]
@@ -238,6 +239,9 @@ impl Segments {
     /// before this call. Marks its entry used if it was not within
     /// `resolution`. A record that fails its checks is an
     /// [`io::ErrorKind::InvalidData`] error.
+    ///
+    /// Threads looking up keys whose records are read already, with no use
+    /// to mark, share the index under its read lock; the others take turns.
     pub fn get(
         &self,
         dir: &Dir,
@@ -245,29 +249,24 @@ impl Segments {
         (stamp, now): (Stamp, SystemTime),
         resolution: Duration,
     ) -> io::Result<Lookup> {
-        let mut state = self.lock();
-        state.refresh(dir, Some((key, stamp)));
-        let Some(slot) = state.keys.get(key).copied() else {
-            return Ok(if state.full() {
-                Lookup::File
-            } else {
-                Lookup::Absent
-            });
-        };
-        match slot.kind {
-            SlotKind::Removed => return Ok(Lookup::File),
-            SlotKind::Corrupt => return Err(corrupt("a segment record fails its checksum".into())),
-            SlotKind::Entry => {}
+        let due = |used| time_of(used) + resolution <= now;
+        {
+            let state = self.read();
+            if state.is_current(dir, key, stamp) {
+                let (found, mark) = state.find(key, due)?;
+                if !mark {
+                    return Ok(found);
+                }
+            }
         }
-        let Some(segment) = state.segments.get(slot.segment as usize).and_then(Option::as_ref) else {
-            return Ok(Lookup::Absent);
-        };
-        let entry = format::decode(key, &segment.read(slot.offset, slot.len as usize)?).map_err(corrupt)?;
-        if time_of(slot.used) + resolution <= now {
+        let mut state = self.write();
+        state.refresh(dir, Some((key, stamp)));
+        let (found, mark) = state.find(key, due)?;
+        if mark {
             // A use not recorded is an eviction order slightly off, no more.
             let _ = state.append(dir, &format::encode_mark(Mark::Used, key, now));
         }
-        Ok(Lookup::Entry(entry))
+        Ok(found)
     }
 
     /// Where the next small entry of `key` goes.
@@ -275,7 +274,7 @@ impl Segments {
         let Some(stamp) = dir.generations().map(|generations| generations.stamp(key)) else {
             return Place::File;
         };
-        let mut state = self.lock();
+        let mut state = self.write();
         state.refresh(dir, Some((key, stamp)));
         match state.keys.get(key) {
             Some(slot) if slot.kind == SlotKind::Removed => Place::SegmentOverFile,
@@ -288,12 +287,12 @@ impl Segments {
     /// process's segment, taking or making one first. The caller then bumps
     /// the key's stamp.
     pub fn append(&self, dir: &Dir, record: &[u8]) -> io::Result<()> {
-        self.lock().append(dir, record)
+        self.write().append(dir, record)
     }
 
     /// Every entry the segments hold, read up to date first.
     pub fn entries(&self, dir: &Dir) -> Vec<Packed> {
-        let mut state = self.lock();
+        let mut state = self.write();
         state.refresh(dir, None);
         let entries = state.keys.iter().filter(|(_, slot)| slot.kind == SlotKind::Entry);
         entries
@@ -318,7 +317,7 @@ impl Segments {
     /// record keeps its time, so a record stored meanwhile elsewhere stays
     /// the newest of its key.
     pub fn compact(&self, dir: &Dir, when: Compaction) -> io::Result<()> {
-        self.lock().compact(dir, when)
+        self.write().compact(dir, when)
     }
 
     /// Marks the entries of `keys` removed, in one append; the caller then
@@ -332,11 +331,15 @@ impl Segments {
         if marks.is_empty() {
             return Ok(());
         }
-        self.lock().append(dir, &marks)
+        self.write().append(dir, &marks)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -361,6 +364,40 @@ impl State {
         self.full || self.keys.len() >= MAX_KEYS
     }
 
+    /// Whether the index holds what the segments did when `key`'s stamp
+    /// was `stamp`: [`refresh`](Self::refresh) would read nothing.
+    fn is_current(&self, dir: &Dir, key: &Key, stamp: Stamp) -> bool {
+        dir.generations().is_none_or(|generations| {
+            self.listed_at == Some(generations.removals()) && self.has_read(key, stamp)
+        })
+    }
+
+    /// Whether the segments were listed and their tails read since `key`'s
+    /// stamp was `stamp`.
+    fn has_read(&self, key: &Key, stamp: Stamp) -> bool {
+        self.listed_at == Some(stamp.directory)
+            && self.read_at.get(Generations::key_slot(key)) == Some(&stamp.key)
+    }
+
+    /// What the index says of `key`, read from its record, and whether
+    /// `due` says its entry's last use (see [`Slot::used`]) is due a mark.
+    fn find(&self, key: &Key, due: impl FnOnce(u64) -> bool) -> io::Result<(Lookup, bool)> {
+        let Some(slot) = self.keys.get(key).copied() else {
+            let lookup = if self.full() { Lookup::File } else { Lookup::Absent };
+            return Ok((lookup, false));
+        };
+        match slot.kind {
+            SlotKind::Removed => return Ok((Lookup::File, false)),
+            SlotKind::Corrupt => return Err(corrupt("a segment record fails its checksum".into())),
+            SlotKind::Entry => {}
+        }
+        let Some(segment) = self.segments.get(slot.segment as usize).and_then(Option::as_ref) else {
+            return Ok((Lookup::Absent, false));
+        };
+        let entry = format::decode(key, &segment.read(slot.offset, slot.len as usize)?).map_err(corrupt)?;
+        Ok((Lookup::Entry(entry), due(slot.used)))
+    }
+
     /// Brings the index up to date for `key` (its stamp taken before), or
     /// for every key.
     fn refresh(&mut self, dir: &Dir, key: Option<(&Key, Stamp)>) {
@@ -373,11 +410,7 @@ impl State {
             self.listed_at = Some(removals);
             self.read_at.clear();
         }
-        let current = key.is_some_and(|(key, stamp)| {
-            self.listed_at == Some(stamp.directory)
-                && self.read_at.get(Generations::key_slot(key)) == Some(&stamp.key)
-        });
-        if !current {
+        if !key.is_some_and(|(key, stamp)| self.has_read(key, stamp)) {
             // Taken before the tails are read: stores bumped after are read next time.
             self.read_at = generations.slots();
             self.read_tails();
