@@ -26,10 +26,11 @@
 //!
 //! Lookups take no lock and write nothing other threads read (the map is
 //! `papaya`'s), so threads hitting the same entries do not slow each other
-//! down; changes, which follow a syscall, take turns under one mutex, which
-//! keeps the count of bytes exact.
+//! down; changes take turns under one mutex, which keeps the count of bytes
+//! exact.
 
 use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -54,15 +55,19 @@ type Checked = (Stamp, SystemTime);
 
 pub struct Recent {
     known: papaya::HashMap<Key, Known, BuildHasherDefault<KeyHasher>>,
-    /// What the keys known cost, in bytes; held by every change.
-    bytes: Mutex<usize>,
+    /// What the keys known cost, in bytes: changed only under `changes`,
+    /// and read without it to refuse an entry from a segment.
+    bytes: AtomicUsize,
+    /// Held by every change, so that `bytes` stays exact.
+    changes: Mutex<()>,
 }
 
 impl Default for Recent {
     fn default() -> Self {
         Recent {
             known: papaya::HashMap::with_hasher(BuildHasherDefault::default()),
-            bytes: Mutex::new(0),
+            bytes: AtomicUsize::new(0),
+            changes: Mutex::new(()),
         }
     }
 }
@@ -189,40 +194,53 @@ impl Recent {
     }
 
     pub fn forget(&self, key: &Key) {
-        let mut bytes = self.lock();
+        let _changes = self.lock();
         if let Some(old) = self.known.pin().remove(key) {
-            *bytes -= old.cost();
+            self.bytes.fetch_sub(old.cost(), Ordering::Relaxed);
         }
     }
 
     pub fn forget_all(&self) {
-        let mut bytes = self.lock();
+        let _changes = self.lock();
         self.known.pin().clear();
-        *bytes = 0;
+        self.bytes.store(0, Ordering::Relaxed);
     }
 
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.bytes.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `cost` more bytes fit.
+    fn has_room(&self, cost: usize) -> bool {
+        self.bytes.load(Ordering::Relaxed) + cost <= MAX_BYTES
     }
 
     /// Replaces what is known of `key` with `known`: everything is
     /// forgotten first if it would then cost more than [`MAX_BYTES`], unless
     /// `known` came from a segment, which is then not kept (reading it again
     /// costs no syscall: it never pushes out what a `stat` validates).
+    ///
+    /// An entry from a segment that finds no room, and nothing known of its
+    /// key to replace, is refused without the lock: threads reading many
+    /// packed entries do not take turns here.
     fn keep(&self, key: Key, known: Known) {
-        let mut bytes = self.lock();
+        let from_segment = matches!(known, Known::Entry { file: None, .. });
         let map = self.known.pin();
-        if let Some(old) = map.remove(&key) {
-            *bytes -= old.cost();
+        if from_segment && !self.has_room(known.cost()) && !map.contains_key(&key) {
+            return;
         }
-        if *bytes + known.cost() > MAX_BYTES {
-            if matches!(known, Known::Entry { file: None, .. }) {
+        let _changes = self.lock();
+        if let Some(old) = map.remove(&key) {
+            self.bytes.fetch_sub(old.cost(), Ordering::Relaxed);
+        }
+        if !self.has_room(known.cost()) {
+            if from_segment {
                 return;
             }
             map.clear();
-            *bytes = 0;
+            self.bytes.store(0, Ordering::Relaxed);
         }
-        *bytes += known.cost();
+        self.bytes.fetch_add(known.cost(), Ordering::Relaxed);
         map.insert(key, known);
     }
 
@@ -234,7 +252,7 @@ impl Recent {
         key: &Key,
         update: impl FnOnce(FileId, Option<Checked>) -> Option<(FileId, Option<Checked>)>,
     ) -> Option<Entry> {
-        let _bytes = self.lock();
+        let _changes = self.lock();
         let map = self.known.pin();
         let Some(Known::Entry {
             file: Some(file),
@@ -289,7 +307,7 @@ mod tests {
         });
         let held: usize = recent.known.pin().values().map(Known::cost).sum();
         assert!(held > 0);
-        assert_eq!(*recent.lock(), held);
+        assert_eq!(recent.bytes.load(Ordering::Relaxed), held);
         assert!(held <= MAX_BYTES, "{held} bytes kept");
     }
 }
