@@ -85,6 +85,22 @@ def scaling_table(points):
     return "\n".join(lines)
 
 
+def two_threads_table(points):
+    """The largest size's hits on one thread and on two, for each library."""
+    lines = [
+        "| library | entries | hit, one thread | hit, two threads (a call each) | calls a second, two threads / one |",
+        "|---|---|---|---|---|",
+    ]
+    for lib in LIBRARIES:
+        series = points.get((lib, "hit_two_threads"))
+        if not series:
+            continue
+        size, pair = series[-1]
+        one = dict(points.get((lib, "hit"), [])).get(size)
+        lines.append(f"| {lib} | {size:,} | {human(one)} | {human(pair)} | {ratio(one, pair / 2)} |")
+    return "\n".join(lines)
+
+
 def python_table(points, python):
     lines = [
         "| workload | entries | Python cachier | cachier | speed-up |",
@@ -145,6 +161,8 @@ def main():
     print(side_by_side(results))
     print("\n### Cost against the number of entries stored\n")
     print(scaling_table(points))
+    print("\n### Two threads hitting keys spread over the largest cache\n")
+    print(two_threads_table(points))
     if python:
         print("\n### cachier and Python cachier\n")
         print(python_table(points, python))

@@ -46,18 +46,8 @@ fn two_threads_hot_key(c: &mut Criterion) {
         f(3, 4);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let start = Barrier::new(2);
-                thread::scope(|scope| {
-                    let run = || {
-                        start.wait();
-                        let begun = Instant::now();
-                        (0..iters).for_each(|_| {
-                            black_box(f(black_box(3), black_box(4)));
-                        });
-                        begun.elapsed()
-                    };
-                    let other = scope.spawn(run);
-                    run().max(other.join().unwrap())
+                on_two_threads(iters, |_, _| {
+                    black_box(f(black_box(3), black_box(4)));
                 })
             })
         });

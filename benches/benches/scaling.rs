@@ -1,5 +1,6 @@
 //! Hit and store cost as the cache grows: 1, 1,000, 2,000, 20,000, 100,000 and
-//! 1,000,000 entries already stored, for cachier and the `cached` crate side by side.
+//! 1,000,000 entries already stored, for cachier and the `cached` crate side by side;
+//! at the largest size, hits on two threads at once too.
 //!
 //! ```text
 //! cargo bench --bench scaling                                   # fills up to 1,000,000 entries: minutes
@@ -68,7 +69,8 @@ fn libraries() -> [Library; 5] {
 
 /// Hits and stores with 1, 1,000, 2,000, 20,000, 100,000 and 1,000,000 entries
 /// already stored (20,000: issue #11's "random keys among 20,000 entries").
-/// Each library fills its cache to the next size and is measured there.
+/// Each library fills its cache to the next size and is measured there; at
+/// the largest size, hits on two threads at once too.
 ///
 /// The stores measured at a size stay in the cache: a library storing in
 /// 0.4 µs adds some three million entries in the second it is measured. So
@@ -110,6 +112,17 @@ fn scaling(c: &mut Criterion) {
                     f(black_box(next), 0)
                 })
             });
+            // At the largest size, two threads hitting keys spread over the
+            // cache too (time per call pair): whether readers take turns.
+            if Some(&size) == sizes.last() {
+                group.bench_function(BenchmarkId::new("hit_two_threads", size), |b| {
+                    b.iter_custom(|iters| {
+                        on_two_threads(iters, |thread, i| {
+                            f(black_box((thread * size / 2 + i * 7919) % size), 0);
+                        })
+                    })
+                });
+            }
             group.bench_function(BenchmarkId::new("store", size), |b| {
                 b.iter(|| f(black_box(fresh.fetch_add(1, Ordering::Relaxed)), 1))
             });

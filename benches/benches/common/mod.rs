@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, LazyLock};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use cached::proc_macro::cached;
 use cached::{ConcurrentCached, RedbCache};
@@ -193,4 +195,24 @@ pub fn weighers() -> [(&'static str, WeighFn); 4] {
         ("cached/memory", cached_memory_weigh),
         ("cached/redb", cached_redb_weigh),
     ]
+}
+
+/// Runs `call(thread, i)` for `i` in `0..iters` on each of two threads
+/// (`thread` 0 and 1) started together: the time of the slower thread, for
+/// criterion's `iter_custom` (a call pair's time, each thread making one).
+pub fn on_two_threads(iters: u64, call: impl Fn(u64, u64) + Sync) -> Duration {
+    let start = Barrier::new(2);
+    thread::scope(|scope| {
+        let run = |thread: u64| {
+            let (start, call) = (&start, &call);
+            move || {
+                start.wait();
+                let begun = Instant::now();
+                (0..iters).for_each(|i| call(thread, i));
+                begun.elapsed()
+            }
+        };
+        let other = scope.spawn(run(1));
+        run(0)().max(other.join().unwrap())
+    })
 }
