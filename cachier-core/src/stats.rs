@@ -229,12 +229,51 @@ const STRIPES: usize = 8;
 struct Stripe([AtomicU64; Counter::ALL.len()]);
 
 impl Stripe {
-    /// The stripe the calling thread counts in: threads take stripes in
-    /// turn as they first count.
+    /// The stripe the calling thread counts in, taken when it first counts
+    /// (see [`Held`]).
     fn of_thread() -> usize {
+        thread_local!(static STRIPE: Held = Held::take());
+        // A count made by another thread-local's destructor, after this
+        // one's, goes to the first stripe.
+        STRIPE.try_with(|held| held.stripe).unwrap_or(0)
+    }
+}
+
+/// A thread's stripe: the lowest one no living thread holds, given back
+/// when the thread ends. A thread started after another ended counts where
+/// that one did, never where a long-lived thread counts (pools that start
+/// and end threads would otherwise share a long-lived thread's stripe one
+/// time in [`STRIPES`]). Past [`STRIPES`] threads at once, the others take
+/// stripes in turn, holding none.
+struct Held {
+    stripe: usize,
+    holds: bool,
+}
+
+/// Bit `i` is set while a living thread holds stripe `i`.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+impl Held {
+    fn take() -> Held {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local!(static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
-        STRIPE.with(|stripe| *stripe)
+        loop {
+            let free = (!HELD.load(Ordering::Relaxed)).trailing_zeros() as usize;
+            if free >= STRIPES {
+                let stripe = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+                return Held { stripe, holds: false };
+            }
+            if HELD.fetch_or(1 << free, Ordering::Relaxed) & (1 << free) == 0 {
+                return Held { stripe: free, holds: true };
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.holds {
+            HELD.fetch_and(!(1 << self.stripe), Ordering::Relaxed);
+        }
     }
 }
 
