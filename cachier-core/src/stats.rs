@@ -148,7 +148,7 @@ impl Timed {
 
 /// The live counters and histograms of one function.
 pub(crate) struct Stats {
-    counts: [Stripe; STRIPES],
+    counts: [Counts; STRIPES],
     times: [Histogram; Timed::ALL.len()],
     #[cfg(feature = "metrics")]
     facade: facade::Handles,
@@ -171,7 +171,8 @@ impl Stats {
     /// Counts `n` in the stripe of the calling thread: threads counting
     /// at once seldom write the same cache line.
     pub fn add(&self, counter: Counter, n: u64) {
-        self.counts[Stripe::of_thread()].0[counter as usize].fetch_add(n, Ordering::Relaxed);
+        let stripe = Stripe::of_thread();
+        stripe.add(&self.counts[stripe.0].0[counter as usize], n);
         #[cfg(feature = "metrics")]
         self.facade.add(counter, n);
     }
@@ -219,60 +220,78 @@ impl Stats {
     }
 }
 
+/// How many stripes threads hold, one thread each, and how many more the
+/// threads past them share.
+const HELD: usize = 8;
+const SHARED: usize = 8;
 /// How many stripes each function's counters are spread over.
-const STRIPES: usize = 8;
+const STRIPES: usize = HELD + SHARED;
 
 /// One copy of every counter, alone on its cache lines (two lines: adjacent
 /// lines are fetched together).
 #[derive(Default)]
 #[repr(align(128))]
-struct Stripe([AtomicU64; Counter::ALL.len()]);
+struct Counts([AtomicU64; Counter::ALL.len()]);
+
+/// The stripe a thread counts in: one of the [`HELD`] stripes, which the
+/// thread writes alone while it lives, or else one of the [`SHARED`] ones.
+///
+/// A thread takes the lowest held stripe no living thread holds when it
+/// first counts, and gives it back when it ends: a thread started after
+/// another ended counts where that one did, never where a long-lived
+/// thread counts (were stripes taken in turn, pools that start and end
+/// threads would share a long-lived thread's stripe one time in eight).
+/// Threads past [`HELD`] at once take the shared stripes in turn.
+#[derive(Clone, Copy)]
+struct Stripe(usize);
+
+/// Bit `i` is set while a living thread holds stripe `i`.
+static TAKEN: AtomicUsize = AtomicUsize::new(0);
 
 impl Stripe {
-    /// The stripe the calling thread counts in, taken when it first counts
-    /// (see [`Held`]).
-    fn of_thread() -> usize {
-        thread_local!(static STRIPE: Held = Held::take());
+    /// The calling thread's stripe.
+    fn of_thread() -> Stripe {
+        thread_local!(static STRIPE: Holder = Holder::take());
         // A count made by another thread-local's destructor, after this
-        // one's, goes to the first stripe.
-        STRIPE.try_with(|held| held.stripe).unwrap_or(0)
+        // one's, goes to a shared stripe.
+        STRIPE.try_with(|holder| holder.0).unwrap_or(Stripe(HELD))
+    }
+
+    /// Adds `n` to `counter`, one of this stripe's.
+    fn add(self, counter: &AtomicU64, n: u64) {
+        if self.0 < HELD {
+            // Only this thread writes here: no locked instruction needed.
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
-/// A thread's stripe: the lowest one no living thread holds, given back
-/// when the thread ends. A thread started after another ended counts where
-/// that one did, never where a long-lived thread counts (pools that start
-/// and end threads would otherwise share a long-lived thread's stripe one
-/// time in [`STRIPES`]). Past [`STRIPES`] threads at once, the others take
-/// stripes in turn, holding none.
-struct Held {
-    stripe: usize,
-    holds: bool,
-}
+/// A thread's hold on its stripe, given back when the thread ends.
+struct Holder(Stripe);
 
-/// Bit `i` is set while a living thread holds stripe `i`.
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-impl Held {
-    fn take() -> Held {
+impl Holder {
+    fn take() -> Holder {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         loop {
-            let free = (!HELD.load(Ordering::Relaxed)).trailing_zeros() as usize;
-            if free >= STRIPES {
-                let stripe = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-                return Held { stripe, holds: false };
+            let free = (!TAKEN.load(Ordering::Relaxed)).trailing_zeros() as usize;
+            if free >= HELD {
+                let shared = HELD + NEXT.fetch_add(1, Ordering::Relaxed) % SHARED;
+                return Holder(Stripe(shared));
             }
-            if HELD.fetch_or(1 << free, Ordering::Relaxed) & (1 << free) == 0 {
-                return Held { stripe: free, holds: true };
+            // Acquire, to see every count of the thread that gave it back.
+            if TAKEN.fetch_or(1 << free, Ordering::Acquire) & (1 << free) == 0 {
+                return Holder(Stripe(free));
             }
         }
     }
 }
 
-impl Drop for Held {
+impl Drop for Holder {
     fn drop(&mut self) {
-        if self.holds {
-            HELD.fetch_and(!(1 << self.stripe), Ordering::Relaxed);
+        if self.0.0 < HELD {
+            TAKEN.fetch_and(!(1 << self.0.0), Ordering::Release);
         }
     }
 }
@@ -308,9 +327,10 @@ impl Default for Tally {
 impl Histogram {
     fn record(&self, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let tally = self.0[Stripe::of_thread()].get_or_init(Box::default);
-        tally.buckets[bucket(nanos)].fetch_add(1, Ordering::Relaxed);
-        tally.total_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let stripe = Stripe::of_thread();
+        let tally = self.0[stripe.0].get_or_init(Box::default);
+        stripe.add(&tally.buckets[bucket(nanos)], 1);
+        stripe.add(&tally.total_nanos, nanos);
     }
 
     /// The stripes' copies added up.
@@ -443,18 +463,42 @@ mod facade {
 mod tests {
     use super::*;
 
-    /// Runs `record(t)` `t` times on each thread `t` of `2 * STRIPES`
-    /// (threads take stripes in turn, so they spread over every stripe);
-    /// returns the number of threads.
+    /// Runs `record(t)` `t` times on each thread `t` of `2 * STRIPES`, all
+    /// alive at once (so that they hold every held stripe and share the
+    /// shared ones); returns the number of threads.
     fn on_every_stripe(record: impl Fn(u64) + Sync) -> u64 {
         let threads = 2 * STRIPES as u64;
+        let all_alive = std::sync::Barrier::new(threads as usize);
         std::thread::scope(|scope| {
             for thread in 1..=threads {
-                let record = &record;
-                scope.spawn(move || (0..thread).for_each(|_| record(thread)));
+                let (record, all_alive) = (&record, &all_alive);
+                scope.spawn(move || {
+                    all_alive.wait();
+                    (0..thread).for_each(|_| record(thread));
+                });
             }
         });
         threads
+    }
+
+    /// Threads ending and starting while others count lose no count: a
+    /// thread taking a held stripe goes on from its last holder's counts.
+    #[test]
+    fn counts_survive_threads_ending_and_starting() {
+        let stats = Stats::new("tests::churn");
+        let (generations, per_thread) = (50, 1000);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..generations {
+                        std::thread::scope(|inner| {
+                            inner.spawn(|| (0..per_thread).for_each(|_| stats.add(Counter::Hits, 1)));
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(stats.count(Counter::Hits), 4 * generations * per_thread);
     }
 
     #[test]
