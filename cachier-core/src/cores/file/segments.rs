@@ -69,10 +69,11 @@ pub const MAX_VALUE: usize = 4096 - format::file_len(0);
 const ROLL: u64 = 64 << 20;
 /// Most segments one process reads; others are not read (their keys miss).
 const MAX_SEGMENTS: usize = 256;
-/// Most keys one process indexes (about 70 bytes each, 300 MB at most);
-/// records of further keys are not indexed, and their entries get files of
-/// their own, as they would without segments.
-pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { 1 << 22 };
+/// Most keys one process indexes: as many as the index's table holds at
+/// 2^22 slots (it doubles once seven eighths are taken), 65 bytes a slot,
+/// 270 MB; records of further keys are not indexed, and their entries get
+/// files of their own, as they would without segments.
+pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { (1 << 22) / 8 * 7 };
 /// Most bytes of segments one process keeps copies of, per directory (a
 /// million records of 8-byte values take 58 MB).
 const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
