@@ -22,16 +22,23 @@
 //!
 //! Memory is bounded: entries over [`MAX_VALUE`] bytes are not kept, and the
 //! whole set is dropped when it would exceed [`MAX_BYTES`] (about 130,000 small
-//! entries), except for an entry read from a segment, which is then not kept.
+//! entries), except for an entry read from a segment: one offered when
+//! there is no room is kept one time in [`ADMIT`] (per thread, when no
+//! other change is under way), in place of the entries from segments kept
+//! longest. So a key read often among more packed entries than fit is soon
+//! kept, whatever filled the set first, while keys read evenly cost one
+//! change in [`ADMIT`] reads.
 //!
 //! Lookups take no lock and write nothing other threads read (the map is
 //! `papaya`'s), so threads hitting the same entries do not slow each other
 //! down; changes take turns under one mutex, which keeps the count of bytes
 //! exact.
 
+use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::Stat;
@@ -49,6 +56,9 @@ const MAX_VALUE: usize = 64 * 1024;
 const MAX_BYTES: usize = 16 * 1024 * 1024;
 /// What one kept key costs besides its value (map slot, identity, `Arc` header).
 const OVERHEAD: usize = 128;
+/// An entry from a segment that finds no room is admitted once in this
+/// many such offers a thread makes.
+const ADMIT: u32 = 64;
 
 /// A key's stamp taken before its file was checked, and when.
 type Checked = (Stamp, SystemTime);
@@ -59,15 +69,49 @@ pub struct Recent {
     /// and read without it to refuse an entry from a segment.
     bytes: AtomicUsize,
     /// Held by every change, so that `bytes` stays exact.
-    changes: Mutex<()>,
+    changes: Mutex<Packed>,
 }
+
+/// The keys of entries kept from segments, longest kept first. A key may
+/// be there twice, or no longer name an entry from a segment: those are
+/// passed over when entries are put out, and dropped when the queue
+/// outgrows [`Packed::MAX`].
+#[derive(Default)]
+struct Packed(VecDeque<Key>);
+
+impl Packed {
+    /// Twice the most entries the set holds.
+    const MAX: usize = 2 * MAX_BYTES / OVERHEAD;
+
+    /// Adds `key`, just kept from a segment in `map`; past [`Packed::MAX`],
+    /// first drops the keys that no longer name an entry from a segment,
+    /// and the older place of keys there twice.
+    fn push(&mut self, key: Key, map: &Map<'_>) {
+        if self.0.len() >= Self::MAX {
+            let mut seen = HashSet::with_capacity(self.0.len());
+            let is_packed = |key: &Key| map.get(key).is_some_and(Known::is_packed);
+            // From the newest, so that a key keeps its latest place.
+            let newest_first: Vec<Key> = self
+                .0
+                .drain(..)
+                .rev()
+                .filter(|key| is_packed(key) && seen.insert(*key))
+                .collect();
+            self.0.extend(newest_first.into_iter().rev());
+        }
+        self.0.push_back(key);
+    }
+}
+
+/// The map, pinned.
+type Map<'a> = papaya::HashMapRef<'a, Key, Known, BuildHasherDefault<KeyHasher>, papaya::LocalGuard<'a>>;
 
 impl Default for Recent {
     fn default() -> Self {
         Recent {
             known: papaya::HashMap::with_hasher(BuildHasherDefault::default()),
             bytes: AtomicUsize::new(0),
-            changes: Mutex::new(()),
+            changes: Mutex::default(),
         }
     }
 }
@@ -87,6 +131,11 @@ enum Known {
 }
 
 impl Known {
+    /// Whether this is an entry read from a segment.
+    fn is_packed(&self) -> bool {
+        matches!(self, Known::Entry { file: None, .. })
+    }
+
     fn cost(&self) -> usize {
         match self {
             Known::Entry { entry, .. } => entry.value.len() + OVERHEAD,
@@ -201,12 +250,13 @@ impl Recent {
     }
 
     pub fn forget_all(&self) {
-        let _changes = self.lock();
+        let mut packed = self.lock();
         self.known.pin().clear();
+        packed.0.clear();
         self.bytes.store(0, Ordering::Relaxed);
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, Packed> {
         self.changes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -217,31 +267,71 @@ impl Recent {
 
     /// Replaces what is known of `key` with `known`: everything is
     /// forgotten first if it would then cost more than [`MAX_BYTES`], unless
-    /// `known` came from a segment, which is then not kept (reading it again
-    /// costs no syscall: it never pushes out what a `stat` validates).
+    /// `known` came from a segment (reading it again costs no syscall: it
+    /// never pushes out what a `stat` validates): the entries from segments
+    /// kept longest are then forgotten until it fits.
     ///
-    /// An entry from a segment that finds no room, and nothing known of its
-    /// key to replace, is refused without the lock: threads reading many
-    /// packed entries do not take turns here.
+    /// An entry from a segment that finds no room, with nothing known of
+    /// its key to replace, is refused, except one time in [`ADMIT`] when
+    /// the lock is free: threads reading many packed entries do not take
+    /// turns here.
     fn keep(&self, key: Key, known: Known) {
-        let from_segment = matches!(known, Known::Entry { file: None, .. });
+        let from_segment = known.is_packed();
         let map = self.known.pin();
-        if from_segment && !self.has_room(known.cost()) && !map.contains_key(&key) {
-            return;
-        }
-        let _changes = self.lock();
+        let mut packed = if from_segment && !self.has_room(known.cost()) && !map.contains_key(&key) {
+            if !Self::admits() {
+                return;
+            }
+            match self.changes.try_lock() {
+                Ok(packed) => packed,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            }
+        } else {
+            self.lock()
+        };
         if let Some(old) = map.remove(&key) {
             self.bytes.fetch_sub(old.cost(), Ordering::Relaxed);
         }
         if !self.has_room(known.cost()) {
-            if from_segment {
+            if !from_segment {
+                map.clear();
+                packed.0.clear();
+                self.bytes.store(0, Ordering::Relaxed);
+            } else if !self.put_out(&map, &mut packed, known.cost()) {
                 return;
             }
-            map.clear();
-            self.bytes.store(0, Ordering::Relaxed);
+        }
+        if from_segment {
+            packed.push(key, &map);
         }
         self.bytes.fetch_add(known.cost(), Ordering::Relaxed);
         map.insert(key, known);
+    }
+
+    /// Whether this refusal of an entry from a segment is the calling
+    /// thread's one in [`ADMIT`] to admit instead.
+    fn admits() -> bool {
+        thread_local!(static OFFERS: Cell<u32> = const { Cell::new(0) });
+        OFFERS.with(|offers| {
+            let n = offers.get().wrapping_add(1);
+            offers.set(n);
+            n % ADMIT == 0
+        })
+    }
+
+    /// Forgets the entries from segments kept longest until `cost` more
+    /// bytes fit; whether they do.
+    fn put_out(&self, map: &Map<'_>, packed: &mut Packed, cost: usize) -> bool {
+        while !self.has_room(cost) {
+            let Some(key) = packed.0.pop_front() else {
+                return false;
+            };
+            if let Ok(Some((_, old))) = map.remove_if(&key, |_, known| known.is_packed()) {
+                self.bytes.fetch_sub(old.cost(), Ordering::Relaxed);
+            }
+        }
+        true
     }
 
     /// Gives the entry read from a file kept for `key` the file identity and check that
@@ -309,5 +399,55 @@ mod tests {
         assert!(held > 0);
         assert_eq!(recent.bytes.load(Ordering::Relaxed), held);
         assert!(held <= MAX_BYTES, "{held} bytes kept");
+    }
+
+    /// Offers `key`'s entry, read from a segment, and tells whether it is
+    /// then kept.
+    fn offer_packed(recent: &Recent, key: Key) -> bool {
+        let (stamp, now) = (Stamp { directory: 0, key: 0 }, SystemTime::now());
+        let entry = Entry::new(now, vec![0; 1_000]);
+        recent.remember(key, None, Some((stamp, now)), &entry);
+        recent.current(&key, stamp, now, |_| ()).is_some()
+    }
+
+    /// Once the set is full of entries from segments, a key offered again
+    /// and again is kept within [`ADMIT`] offers, in place of the entries
+    /// kept longest, and the bytes stay exact and bounded; most keys offered
+    /// once are not kept.
+    #[test]
+    fn a_packed_entry_read_often_is_kept_once_the_set_is_full() {
+        let recent = Recent::default();
+        let key = |n: u32| Key::new("recent::packed", &n).unwrap();
+        let fits = MAX_BYTES / (1_000 + OVERHEAD);
+        for n in 0..fits as u32 {
+            assert!(offer_packed(&recent, key(n)), "room for key {n}");
+        }
+        let refused = (0..1_000u32)
+            .filter(|n| !offer_packed(&recent, key(1_000_000 + n)))
+            .count();
+        assert!(refused > 900, "{refused} of 1,000 keys offered once refused");
+        let hot = key(2_000_000);
+        assert!((0..ADMIT).any(|_| offer_packed(&recent, hot)), "never kept");
+        let oldest = key(0);
+        assert!(
+            recent
+                .current(&oldest, Stamp { directory: 0, key: 0 }, SystemTime::now(), |_| ())
+                .is_none()
+        );
+        let held: usize = recent.known.pin().values().map(Known::cost).sum();
+        assert_eq!(recent.bytes.load(Ordering::Relaxed), held);
+        assert!(held <= MAX_BYTES, "{held} bytes kept");
+    }
+
+    /// A key kept from segments again and again leaves the queue of packed
+    /// keys bounded.
+    #[test]
+    fn the_queue_of_packed_keys_stays_bounded() {
+        let recent = Recent::default();
+        let key = Key::new("recent::again", &0u8).unwrap();
+        for _ in 0..2 * Packed::MAX {
+            offer_packed(&recent, key);
+        }
+        assert!(recent.lock().0.len() <= Packed::MAX);
     }
 }
