@@ -38,3 +38,47 @@ fn a_file_that_is_not_a_database_costs_the_cache_not_the_caller() {
     assert!(info.cache_errors >= 2, "{info:?}");
     assert!(log.contains("WARN"), "{log}");
 }
+
+/// Processes starting at once on a new database file all get their claims
+/// and stores through: none meets the file still being set up by another
+/// (switched to WAL, its table created) as a failure. Ten new files, each
+/// opened by sixteen cores at once.
+#[test]
+fn cores_opening_a_new_file_at_once_all_reach_it() {
+    use cachier::{Core, Entry, Key};
+    let threads = 16;
+    for round in 0..10 {
+        let file = format!(
+            "{}/opened-at-once-{}-{round}.db",
+            env!("CARGO_TARGET_TMPDIR"),
+            std::process::id()
+        );
+        let all_ready = std::sync::Barrier::new(threads);
+        let failures: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|n| {
+                    let (file, all_ready) = (&file, &all_ready);
+                    scope.spawn(move || {
+                        let mut params = params();
+                        params.url = Some(format!("sqlite://{file}"));
+                        let core = SqlCore::with_params(&format!("sqlite::at_once_{n}"), &params);
+                        let key = Key::new("sqlite::at_once", &n).unwrap();
+                        all_ready.wait();
+                        let claim = core.try_claim(&key).map_err(|e| format!("claim {n}: {e}"))?;
+                        assert!(claim.is_some(), "key {n} is its thread's alone");
+                        core.set(&key, &Entry::new(std::time::SystemTime::now(), vec![1; 8]))
+                            .map_err(|e| format!("store {n}: {e}"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap().err())
+                .collect()
+        });
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{file}{suffix}"));
+        }
+        assert!(failures.is_empty(), "round {round}: {failures:?}");
+    }
+}

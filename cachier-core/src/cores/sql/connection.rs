@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql as PostgresParam;
 use rusqlite::types::ToSql as SqliteParam;
-use rusqlite::{OpenFlags, OptionalExtension};
+use rusqlite::{ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::cores::remote::Link;
 use crate::error::{Error, Result};
@@ -107,10 +107,31 @@ impl Database {
                     connection.pragma_update(None, "synchronous", "NORMAL")?;
                     Ok(connection)
                 };
-                open().map(Connection::Sqlite).map_err(|e| failed(&e))
+                // Connections setting up a new file at once (switching it to
+                // WAL) can find it locked with no wait, where waiting could
+                // deadlock: opening again gets through once the other is done.
+                let deadline = Instant::now() + timeout;
+                loop {
+                    match open() {
+                        Err(e) if is_busy(&e) && Instant::now() < deadline => std::thread::sleep(BUSY_RETRY),
+                        opened => return opened.map(Connection::Sqlite).map_err(|e| failed(&e)),
+                    }
+                }
             }
         }
     }
+}
+
+/// How long an SQLite open waits before it tries again after finding the
+/// file locked.
+const BUSY_RETRY: Duration = Duration::from_millis(2);
+
+/// Whether SQLite refused `error` because another connection held a lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 /// An open connection to one of the databases.
