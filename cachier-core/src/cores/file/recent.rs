@@ -250,8 +250,12 @@ impl Recent {
     }
 
     pub fn forget_all(&self) {
-        let mut packed = self.lock();
-        self.known.pin().clear();
+        self.forget_all_locked(&self.known.pin(), &mut self.lock());
+    }
+
+    /// Forgets every key, under the lock (`packed`).
+    fn forget_all_locked(&self, map: &Map<'_>, packed: &mut Packed) {
+        map.clear();
         packed.0.clear();
         self.bytes.store(0, Ordering::Relaxed);
     }
@@ -295,9 +299,7 @@ impl Recent {
         }
         if !self.has_room(known.cost()) {
             if !from_segment {
-                map.clear();
-                packed.0.clear();
-                self.bytes.store(0, Ordering::Relaxed);
+                self.forget_all_locked(&map, &mut packed);
             } else if !self.put_out(&map, &mut packed, known.cost()) {
                 return;
             }
