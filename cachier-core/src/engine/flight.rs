@@ -69,6 +69,8 @@ pub(crate) struct Pilot {
     flights: Flights,
     key: Key,
     flight: Arc<Flight>,
+    /// What [`land`](Pilot::land) hands over, once the flight ends.
+    value: Option<Arc<[u8]>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +94,7 @@ impl Flights {
             flights: self.clone(),
             key,
             flight,
+            value: None,
         })
     }
 
@@ -153,21 +156,25 @@ impl Flight {
 
 impl Pilot {
     /// Hands `value` (if any) to the waiting threads and ends the flight.
-    pub fn land(self, value: Option<Arc<[u8]>>) {
-        if let Some(value) = value {
-            *lock(&self.flight.landing) = Landing::Value(value);
-        }
+    pub fn land(mut self, value: Option<Arc<[u8]>>) {
+        self.value = value;
     }
 }
 
 impl Drop for Pilot {
+    /// Ends the flight, then tells its passengers, if it has any: once the
+    /// flight is out of the map, nobody else can board it, and every
+    /// passenger boarded under the map's lock holds a count of it. A pilot
+    /// flying alone (every call of one thread) takes no further lock.
     fn drop(&mut self) {
         lock(&self.flights.0).remove(&self.key);
-        let mut landing = lock(&self.flight.landing);
-        if matches!(*landing, Landing::InAir) {
-            *landing = Landing::Nothing;
+        if Arc::strong_count(&self.flight) == 1 {
+            return;
         }
-        drop(landing);
+        *lock(&self.flight.landing) = match self.value.take() {
+            Some(value) => Landing::Value(value),
+            None => Landing::Nothing,
+        };
         self.flight.landed.notify(usize::MAX);
     }
 }
