@@ -182,19 +182,19 @@ impl KeySpace {
     /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
         thread_local! {
-            // Reserved at once: buffers grown from nothing are small heap
-            // blocks that two threads' buffers can share a cache line in,
-            // and every key then waits for the other thread's writes (a
-            // key cost 4x as much on two threads).
-            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
         }
-        let digest = |buf: &mut Vec<u8>| {
+        let digest = |buf: &mut Vec<u8>, memo: Option<&mut Memo>| {
             buf.clear();
             match self.0 {
                 Hashing::Stable { function_digest } => {
                     buf.extend_from_slice(&function_digest);
                     canonical::encode_into(buf, args)?;
-                    Ok(Key(Sha1::digest(&*buf).into()))
+                    let sha1 = |bytes: &[u8]| Key(Sha1::digest(bytes).into());
+                    Ok(match memo {
+                        Some(memo) => memo.key(buf, sha1),
+                        None => sha1(buf),
+                    })
                 }
                 Hashing::Local { secret: (k0, k1) } => {
                     canonical::encode_into(buf, args)?;
@@ -209,12 +209,95 @@ impl KeySpace {
                 }
             }
         };
-        // A Serialize impl that itself calls a cached function finds the buffer
-        // taken, and uses a fresh one.
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buf) => digest(&mut buf),
-            Err(_) => digest(&mut Vec::new()),
+        // A Serialize impl that itself calls a cached function finds the
+        // scratch taken, and uses a fresh buffer and no memo.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let Scratch { buffer, memo } = &mut *scratch;
+                digest(buffer, Some(memo))
+            }
+            Err(_) => digest(&mut Vec::new(), None),
         })
+    }
+}
+
+/// What [`KeySpace::key`] reuses from one call to the next on a thread.
+struct Scratch {
+    /// Reserved at once: buffers grown from nothing are small heap blocks
+    /// that two threads' buffers can share a cache line in, and every key
+    /// then waits for the other thread's writes (a key cost 4x as much on
+    /// two threads).
+    buffer: Vec<u8>,
+    memo: Memo,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            buffer: Vec::with_capacity(1024),
+            memo: Memo::default(),
+        }
+    }
+}
+
+/// The stable keys a thread computed last, each under the bytes it hashed
+/// (its function's digest, then its arguments' encoding): a key asked for
+/// again skips its SHA-1, half the cost of a file-core hit. A key comes
+/// back only for the very same bytes, so the memo changes no key; bytes
+/// longer than a memo slot holds are hashed each time.
+#[derive(Default)]
+struct Memo([Remembered; MEMO_SLOTS]);
+
+/// Slots in a memo; a key's slot is the top three bits of a hash of its bytes.
+const MEMO_SLOTS: usize = 8;
+/// Most bytes a memo slot holds: one SHA-1 block's worth.
+const MEMO_BYTES: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Remembered {
+    /// The hash of its bytes that chose its slot, compared first.
+    hash: u64,
+    /// How many of `bytes` are taken (0: none, an empty slot: every
+    /// stable key's bytes begin with a 20-byte digest).
+    len: u8,
+    bytes: [u8; MEMO_BYTES],
+    key: Key,
+}
+
+impl Default for Remembered {
+    fn default() -> Self {
+        Remembered {
+            hash: 0,
+            len: 0,
+            bytes: [0; MEMO_BYTES],
+            key: Key([0; 20]),
+        }
+    }
+}
+
+impl Memo {
+    /// The key of `bytes`: remembered, or made by `hash` (and remembered,
+    /// in the slot `bytes` choose, if they fit one).
+    fn key(&mut self, bytes: &[u8], hash: impl FnOnce(&[u8]) -> Key) -> Key {
+        if bytes.len() > MEMO_BYTES {
+            return hash(bytes);
+        }
+        // Any spread will do: a poor one only means more keys hashed again.
+        let folded = bytes.chunks(8).fold(bytes.len() as u64, |folded, chunk| {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            (folded ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        });
+        let slot = &mut self.0[(folded >> 61) as usize];
+        if slot.hash == folded && slot.bytes.get(..usize::from(slot.len)) == Some(bytes) {
+            return slot.key;
+        }
+        let key = hash(bytes);
+        slot.hash = folded;
+        slot.len = bytes.len() as u8;
+        slot.bytes[..bytes.len()].copy_from_slice(bytes);
+        slot.key = key;
+        key
     }
 }
 
@@ -309,6 +392,34 @@ mod tests {
                 })
                 .collect();
             assert!(slots.len() > 2_400, "byte {byte}: {} slots", slots.len());
+        }
+    }
+
+    /// A key asked for again, on the same thread, is the key of its own
+    /// function and arguments, whether the memo held it, held another's in
+    /// its slot, or could not hold it (arguments too long).
+    #[test]
+    fn remembered_keys_are_those_of_the_same_function_and_arguments() {
+        let unremembered = |function: &str, args: &(u64, String)| {
+            let mut bytes = Sha1::digest(canonical::encode(function).unwrap()).to_vec();
+            bytes.extend(canonical::encode(args).unwrap());
+            Key(Sha1::digest(&bytes).into())
+        };
+        let functions = ["memo::a", "memo::b"];
+        let spaces = functions.map(KeySpace::new);
+        for _round in 0..3 {
+            for (function, space) in functions.iter().zip(&spaces) {
+                for n in 0..40 {
+                    for len in [0, 20, 30, 60] {
+                        let args = (n, "x".repeat(len));
+                        assert_eq!(
+                            space.key(&args).unwrap(),
+                            unremembered(function, &args),
+                            "{function} {n} {len}"
+                        );
+                    }
+                }
+            }
         }
     }
 }
