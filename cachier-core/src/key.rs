@@ -182,19 +182,19 @@ impl KeySpace {
     /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
         thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
+            // Reserved at once: buffers grown from nothing are small heap
+            // blocks that two threads' buffers can share a cache line in,
+            // and every key then waits for the other thread's writes (a
+            // key cost 4x as much on two threads).
+            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
         }
-        let digest = |buf: &mut Vec<u8>, memo: Option<&mut Memo>| {
+        let digest = |buf: &mut Vec<u8>| {
             buf.clear();
             match self.0 {
                 Hashing::Stable { function_digest } => {
                     buf.extend_from_slice(&function_digest);
                     canonical::encode_into(buf, args)?;
-                    let sha1 = |bytes: &[u8]| Key(Sha1::digest(bytes).into());
-                    Ok(match memo {
-                        Some(memo) => memo.key(buf, sha1),
-                        None => sha1(buf),
-                    })
+                    Ok(Memo::stable_key(buf))
                 }
                 Hashing::Local { secret: (k0, k1) } => {
                     canonical::encode_into(buf, args)?;
@@ -209,34 +209,12 @@ impl KeySpace {
                 }
             }
         };
-        // A Serialize impl that itself calls a cached function finds the
-        // scratch taken, and uses a fresh buffer and no memo.
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let Scratch { buffer, memo } = &mut *scratch;
-                digest(buffer, Some(memo))
-            }
-            Err(_) => digest(&mut Vec::new(), None),
+        // A Serialize impl that itself calls a cached function finds the buffer
+        // taken, and uses a fresh one.
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buf) => digest(&mut buf),
+            Err(_) => digest(&mut Vec::new()),
         })
-    }
-}
-
-/// What [`KeySpace::key`] reuses from one call to the next on a thread.
-struct Scratch {
-    /// Reserved at once: buffers grown from nothing are small heap blocks
-    /// that two threads' buffers can share a cache line in, and every key
-    /// then waits for the other thread's writes (a key cost 4x as much on
-    /// two threads).
-    buffer: Vec<u8>,
-    memo: Memo,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            buffer: Vec::with_capacity(1024),
-            memo: Memo::default(),
-        }
     }
 }
 
@@ -245,7 +223,6 @@ impl Scratch {
 /// again skips its SHA-1, half the cost of a file-core hit. A key comes
 /// back only for the very same bytes, so the memo changes no key; bytes
 /// longer than a memo slot holds are hashed each time.
-#[derive(Default)]
 struct Memo([Remembered; MEMO_SLOTS]);
 
 /// Slots in a memo; a key's slot is the top three bits of a hash of its bytes.
@@ -264,30 +241,48 @@ struct Remembered {
     key: Key,
 }
 
-impl Default for Remembered {
-    fn default() -> Self {
-        Remembered {
-            hash: 0,
-            len: 0,
-            bytes: [0; MEMO_BYTES],
-            key: Key([0; 20]),
-        }
-    }
-}
-
 impl Memo {
+    const EMPTY: Remembered = Remembered {
+        hash: 0,
+        len: 0,
+        bytes: [0; MEMO_BYTES],
+        key: Key([0; 20]),
+    };
+
+    /// The SHA-1 of `bytes`, from this thread's memo if it holds it.
+    fn stable_key(bytes: &[u8]) -> Key {
+        thread_local! {
+            static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Memo([Memo::EMPTY; MEMO_SLOTS])) };
+        }
+        let sha1 = |bytes: &[u8]| Key(Sha1::digest(bytes).into());
+        MEMO.with(|memo| match memo.try_borrow_mut() {
+            Ok(mut memo) => memo.key(bytes, sha1),
+            Err(_) => sha1(bytes),
+        })
+    }
+
     /// The key of `bytes`: remembered, or made by `hash` (and remembered,
     /// in the slot `bytes` choose, if they fit one).
     fn key(&mut self, bytes: &[u8], hash: impl FnOnce(&[u8]) -> Key) -> Key {
         if bytes.len() > MEMO_BYTES {
             return hash(bytes);
         }
-        // Any spread will do: a poor one only means more keys hashed again.
-        let folded = bytes.chunks(8).fold(bytes.len() as u64, |folded, chunk| {
+        // Every byte, cheaply (the last eight again, overlapping, if the
+        // length is not a multiple of eight): any spread will do, a poor
+        // one only means more keys hashed again.
+        let (words, _) = bytes.as_chunks::<8>();
+        let last = bytes.last_chunk::<8>().copied().unwrap_or_else(|| {
             let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            (folded ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            word[..bytes.len()].copy_from_slice(bytes);
+            word
         });
+        let folded = words
+            .iter()
+            .chain([&last])
+            .fold(bytes.len() as u64, |folded, word| {
+                folded.rotate_left(23) ^ u64::from_le_bytes(*word)
+            })
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut self.0[(folded >> 61) as usize];
         if slot.hash == folded && slot.bytes.get(..usize::from(slot.len)) == Some(bytes) {
             return slot.key;
