@@ -234,8 +234,8 @@ const MEMO_BYTES: usize = 64;
 struct Remembered {
     /// The hash of its bytes that chose its slot, compared first.
     hash: u64,
-    /// How many of `bytes` are taken (0: none, an empty slot: every
-    /// stable key's bytes begin with a 20-byte digest).
+    /// How many of `bytes` are taken (0: an empty slot, which no bytes
+    /// asked for match).
     len: u8,
     bytes: [u8; MEMO_BYTES],
     key: Key,
@@ -254,18 +254,17 @@ impl Memo {
         thread_local! {
             static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Memo([Memo::EMPTY; MEMO_SLOTS])) };
         }
-        let sha1 = |bytes: &[u8]| Key(Sha1::digest(bytes).into());
         MEMO.with(|memo| match memo.try_borrow_mut() {
-            Ok(mut memo) => memo.key(bytes, sha1),
+            Ok(mut memo) => memo.key(bytes),
             Err(_) => sha1(bytes),
         })
     }
 
-    /// The key of `bytes`: remembered, or made by `hash` (and remembered,
-    /// in the slot `bytes` choose, if they fit one).
-    fn key(&mut self, bytes: &[u8], hash: impl FnOnce(&[u8]) -> Key) -> Key {
-        if bytes.len() > MEMO_BYTES {
-            return hash(bytes);
+    /// The SHA-1 of `bytes`: remembered, or computed (and remembered, in
+    /// the slot `bytes` choose, if they fit one).
+    fn key(&mut self, bytes: &[u8]) -> Key {
+        if bytes.is_empty() || bytes.len() > MEMO_BYTES {
+            return sha1(bytes);
         }
         // Every byte, cheaply (the last eight again, overlapping, if the
         // length is not a multiple of eight): any spread will do, a poor
@@ -287,13 +286,18 @@ impl Memo {
         if slot.hash == folded && slot.bytes.get(..usize::from(slot.len)) == Some(bytes) {
             return slot.key;
         }
-        let key = hash(bytes);
+        let key = sha1(bytes);
         slot.hash = folded;
         slot.len = bytes.len() as u8;
         slot.bytes[..bytes.len()].copy_from_slice(bytes);
         slot.key = key;
         key
     }
+}
+
+/// The key of a stable key space's `bytes`.
+fn sha1(bytes: &[u8]) -> Key {
+    Key(Sha1::digest(bytes).into())
 }
 
 impl fmt::Display for Key {
