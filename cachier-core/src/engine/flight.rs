@@ -23,9 +23,11 @@ use event_listener::Event;
 use super::mode::Mode;
 use crate::key::{Key, KeyMap};
 
-/// The computations under way in one function, by key.
+/// The computations under way in one function, by key: each with the
+/// flight its passengers wait on, made by the first passenger (a pilot
+/// flying alone allocates none).
 #[derive(Clone, Default)]
-pub(crate) struct Flights(Arc<Mutex<KeyMap<Arc<Flight>>>>);
+pub(crate) struct Flights(Arc<Mutex<KeyMap<Option<Arc<Flight>>>>>);
 
 #[derive(Default)]
 pub(crate) struct Flight {
@@ -68,7 +70,6 @@ pub(crate) enum Landed {
 pub(crate) struct Pilot {
     flights: Flights,
     key: Key,
-    flight: Arc<Flight>,
     /// What [`land`](Pilot::land) hands over, once the flight ends.
     value: Option<Arc<[u8]>>,
 }
@@ -85,15 +86,13 @@ impl Flights {
             return Join::Reentrant;
         }
         let mut flights = lock(&self.0);
-        if let Some(flight) = flights.get(&key) {
-            return Join::Passenger(Arc::clone(flight));
+        if let Some(flight) = flights.get_mut(&key) {
+            return Join::Passenger(Arc::clone(flight.get_or_insert_default()));
         }
-        let flight = Arc::new(Flight::default());
-        flights.insert(key, Arc::clone(&flight));
+        flights.insert(key, None);
         Join::Pilot(Pilot {
             flights: self.clone(),
             key,
-            flight,
             value: None,
         })
     }
@@ -163,19 +162,18 @@ impl Pilot {
 
 impl Drop for Pilot {
     /// Ends the flight, then tells its passengers, if it has any: once the
-    /// flight is out of the map, nobody else can board it, and every
-    /// passenger boarded under the map's lock holds a count of it. A pilot
-    /// flying alone (every call of one thread) takes no further lock.
+    /// flight is out of the map, nobody else can board it. A pilot flying
+    /// alone (every call of one thread) allocated nothing and takes no
+    /// further lock.
     fn drop(&mut self) {
-        lock(&self.flights.0).remove(&self.key);
-        if Arc::strong_count(&self.flight) == 1 {
+        let Some(Some(flight)) = lock(&self.flights.0).remove(&self.key) else {
             return;
-        }
-        *lock(&self.flight.landing) = match self.value.take() {
+        };
+        *lock(&flight.landing) = match self.value.take() {
             Some(value) => Landing::Value(value),
             None => Landing::Nothing,
         };
-        self.flight.landed.notify(usize::MAX);
+        flight.landed.notify(usize::MAX);
     }
 }
 
