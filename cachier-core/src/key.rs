@@ -241,18 +241,20 @@ struct Remembered {
     key: Key,
 }
 
-impl Memo {
+impl Remembered {
     const EMPTY: Remembered = Remembered {
         hash: 0,
         len: 0,
         bytes: [0; MEMO_BYTES],
         key: Key([0; 20]),
     };
+}
 
+impl Memo {
     /// The SHA-1 of `bytes`, from this thread's memo if it holds it.
     fn stable_key(bytes: &[u8]) -> Key {
         thread_local! {
-            static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Memo([Memo::EMPTY; MEMO_SLOTS])) };
+            static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Memo([Remembered::EMPTY; MEMO_SLOTS])) };
         }
         MEMO.with(|memo| match memo.try_borrow_mut() {
             Ok(mut memo) => memo.key(bytes),
