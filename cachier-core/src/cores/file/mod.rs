@@ -794,9 +794,10 @@ impl FileCore {
 
 /// Removes the version directory `dir`, named `name` in `function` (at
 /// `path`), with the files of this core's kinds in it; returns how many
-/// entries went. A directory left holding other files stays. It is marked
-/// retired first, where it has counters: a process that still holds it (a
-/// retired one, cleared as another process removes it) opens the path anew.
+/// entry files and segments went. A directory left holding other files
+/// stays. It is marked retired first, where it has counters: a process that
+/// still holds it (a retired one, cleared as another process removes it)
+/// opens the path anew.
 fn remove_version(function: &Dir, name: &str, dir: &Dir, path: &Path) -> Result<u64> {
     if let Some(generations) = dir.generations() {
         generations.retire();
@@ -806,7 +807,7 @@ fn remove_version(function: &Dir, name: &str, dir: &Dir, path: &Path) -> Result<
         if let Some(kind) = kind_of(&file)
             && dir.remove(&file).map_err(|e| Error::io(path.join(&file), e))?
         {
-            removed += u64::from(kind == Kind::Entry);
+            removed += u64::from(matches!(kind, Kind::Entry | Kind::Segment));
         }
     }
     function.remove_dir(name).map_err(|e| Error::io(path, e))?;
