@@ -5,30 +5,17 @@
 mod support;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cachier::cachier;
-use support::{Peer, role, run, say, wait_for_parent};
+use support::{Peer, entries, role, run, say, wait_for_parent};
 
 fn scratch(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("budget")
         .join(name)
-}
-
-/// The entry files in `dir` and their sizes.
-fn entry_files(dir: &Path) -> Vec<(PathBuf, u64)> {
-    std::fs::read_dir(dir)
-        .map(|files| {
-            files
-                .map(|f| f.unwrap())
-                .filter(|f| f.path().extension().is_some_and(|e| e == "cachier"))
-                .map(|f| (f.path(), f.metadata().unwrap().len()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 static REMEMBERED: AtomicU64 = AtomicU64::new(0);
@@ -56,7 +43,8 @@ fn the_memory_core_evicts_the_least_recently_used() {
 
 static FILED: AtomicU64 = AtomicU64::new(0);
 
-#[cachier(cache_dir = scratch("lru"), max_entries = 2)]
+/// One file per entry, whose times the test sets as other processes' uses.
+#[cachier(cache_dir = scratch("lru"), max_entries = 2, segments = false)]
 fn filed(x: u64) -> u64 {
     FILED.fetch_add(1, Ordering::SeqCst);
     x
@@ -82,7 +70,7 @@ fn the_file_core_evicts_the_least_recently_used_across_processes() {
     used_ago(2, Duration::from_secs(50));
     filed(1); // a hit, which marks 1 used now
     filed(3); // over budget: 2 is the least recently used
-    assert_eq!(entry_files(&filed.cache_dpath().unwrap()).len(), 2);
+    assert_eq!(entries(&filed.cache_dpath().unwrap()).len(), 2);
     let before = FILED.load(Ordering::SeqCst);
     filed(1);
     filed(3);
@@ -92,7 +80,7 @@ fn the_file_core_evicts_the_least_recently_used_across_processes() {
     assert!(filed.cache_info().evictions >= 2);
 }
 
-#[cachier(cache_dir = scratch("marked"), max_entries = 10)]
+#[cachier(cache_dir = scratch("marked"), max_entries = 10, segments = false)]
 fn marked(x: u64) -> u64 {
     x
 }
@@ -130,7 +118,7 @@ fn a_read_marks_a_file_entry_used_at_most_once_a_minute() {
     );
 }
 
-#[cachier(cache_dir = scratch("unread"))]
+#[cachier(cache_dir = scratch("unread"), segments = false)]
 fn unread(x: u64) -> u64 {
     x
 }
@@ -163,15 +151,15 @@ fn blob(x: u64, len: usize) -> Vec<u8> {
 }
 
 #[test]
-fn max_bytes_bounds_the_entry_files_and_refuses_larger_values() {
+fn max_bytes_bounds_the_entries_and_refuses_larger_values() {
     blob.clear_cache().unwrap();
     for x in 0..20 {
         assert_eq!(blob(x, 1_000).len(), 1_000);
     }
-    let files = entry_files(&blob.cache_dpath().unwrap());
-    let bytes: u64 = files.iter().map(|(_, len)| len).sum();
-    assert!(bytes <= 5_000, "{bytes} bytes in {} files", files.len());
-    assert!(files.len() >= 3, "the most recent entries stay: {files:?}");
+    let kept = entries(&blob.cache_dpath().unwrap());
+    let bytes: u64 = kept.iter().map(|(_, len)| len).sum();
+    assert!(bytes <= 5_000, "{bytes} bytes in {} entries", kept.len());
+    assert!(kept.len() >= 3, "the most recent entries stay: {kept:?}");
 
     let recalculations = blob.cache_info().recalculations;
     assert_eq!(blob(99, 6_000).len(), 6_000);
@@ -220,10 +208,10 @@ fn several_processes_storing_at_once_overshoot_the_budget_by_a_bounded_amount() 
         assert!(evictions > 0, "every writer evicted");
     }
     let dir = crowded.cache_dpath().unwrap();
-    let left = entry_files(&dir).len();
+    let left = entries(&dir).len();
     // 64, plus at most a sixteenth of it for each of the three processes.
     assert!((1..=64 + 3 * 4).contains(&left), "{left} entries");
     // This process's first store starts a round, which restores the budget.
     crowded(1_000_000);
-    assert!(entry_files(&dir).len() <= 64);
+    assert!(entries(&dir).len() <= 64);
 }

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cachier::cachier;
-use support::logged;
+use support::{entries, logged};
 
 fn scratch(name: &str) -> PathBuf {
     support::emptied_scratch("file_core", name)
 }
 
+/// The entry files in `dir`, for the tests that break or remove them by hand.
 fn entry_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -26,7 +27,7 @@ fn entry_files(dir: &Path) -> Vec<PathBuf> {
 
 static SQUARES: AtomicU64 = AtomicU64::new(0);
 
-#[cachier(cache_dir = scratch("square"))]
+#[cachier(cache_dir = scratch("square"), segments = false)]
 fn square(x: u64) -> u64 {
     SQUARES.fetch_add(1, Ordering::SeqCst);
     x * x
@@ -176,12 +177,17 @@ fn a_claim_after_another_process_cleared_claims_is_seen_by_all() {
     assert!(third.try_claim(&key(2)).unwrap().is_some());
 }
 
-/// A build of `app::report` whose code has `version`, in the shared `dir`.
+/// A build of `app::report` whose code has `version`, in the shared `dir`,
+/// with the default layout.
 fn build_of(dir: &Path, version: &str) -> cachier::FunctionCache {
+    builder_of(dir, version).build()
+}
+
+/// The builder of [`build_of`], for a test that chooses the layout.
+fn builder_of(dir: &Path, version: &str) -> cachier::FunctionCacheBuilder {
     cachier::FunctionCache::builder("app::report")
         .code_version(version)
         .cache_dir(dir)
-        .build()
 }
 
 /// Calls `cache` for `x`, returning what it served or computed as `computed`.
@@ -219,7 +225,7 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
     assert_eq!(new.reclaim().unwrap(), 0);
     new.clear().unwrap();
     assert_eq!(
-        entry_files(&old_dir).len(),
+        entries(&old_dir).len(),
         1,
         "an entry of a build in use was deleted"
     );
@@ -231,7 +237,7 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
     old.wait_for_background();
     drop(old);
     assert_eq!(new.reclaim().unwrap(), 0, "a version used today was reclaimed");
-    assert_eq!(entry_files(&old_dir).len(), 1);
+    assert_eq!(entries(&old_dir).len(), 1);
 
     // A day later, the next reclaim or cleanup removes them.
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
@@ -239,7 +245,7 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
         .unwrap()
         .set_modified(day_ago)
         .unwrap();
-    assert_eq!(new.reclaim().unwrap(), 1, "one entry of the old version");
+    assert_eq!(new.reclaim().unwrap(), 1, "the old version's one file of entries");
     assert!(!old_dir.exists(), "the old version's directory is left");
     assert_eq!(
         report(&new, 1, "recomputed"),
@@ -287,7 +293,7 @@ fn a_clear_takes_every_entry_out_of_view_at_once_and_deletes_the_files_after() {
         "second",
         "a cleared entry was served"
     );
-    assert_eq!(entry_files(&version).len(), 1, "stored in a directory of its own");
+    assert_eq!(entries(&version).len(), 1, "stored in a directory of its own");
     // Their files go on a thread of the clearing process, with nothing to wait on.
     let function = version.parent().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -315,7 +321,7 @@ fn a_reclaim_after_a_clear_frees_the_disk_before_it_returns() {
 fn a_cleared_directory_that_a_dead_process_left_goes_at_the_next_reclaim_not_clear() {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("retired-left");
-    let cache = build_of(&dir, "body 1");
+    let cache = builder_of(&dir, "body 1").segments(false).build();
     report(&cache, 1, "first");
     // The reclaim a first store starts would take what is planted below.
     cache.wait_for_background();
@@ -362,7 +368,7 @@ fn a_verbose_call_is_told_once_that_another_versions_entries_exist() {
 #[test]
 fn an_entry_file_removed_by_hand_is_a_miss_within_a_second() {
     let dir = scratch("by-hand");
-    let cache = build_of(&dir, "body 1");
+    let cache = builder_of(&dir, "body 1").segments(false).build();
     assert_eq!(report(&cache, 1, "first"), "first");
     assert_eq!(report(&cache, 1, "second"), "first", "served from memory");
     for file in entry_files(&cache.dpath().unwrap()) {
@@ -384,7 +390,7 @@ fn a_directory_removed_by_hand_is_made_again_within_a_second() {
     // Seen, like files removed by hand, once the last look is a second old.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(report(&cache, 2, "second"), "second");
-    assert_eq!(entry_files(&dpath).len(), 1, "stored in the directory made again");
+    assert_eq!(entries(&dpath).len(), 1, "stored in the directory made again");
     assert_eq!(report(&cache, 2, "third"), "second");
 }
 
@@ -407,25 +413,47 @@ fn group_shared_directories_keep_no_generation_counters() {
     assert!(!group.join("generations").exists());
 }
 
-#[test]
-fn a_miss_creates_its_entry_file_and_no_other() {
-    let dir = scratch("one-file");
-    let cache = build_of(&dir, "body 1");
-    for x in 0..5 {
-        report(&cache, x, "computed");
+/// The names in `dir` that are not entry files or segments, and how many
+/// of each of those there are.
+fn files_of(dir: &Path) -> (Vec<String>, [usize; 2]) {
+    let mut others = Vec::new();
+    let mut counts = [0; 2];
+    for file in std::fs::read_dir(dir).unwrap() {
+        let name = file.unwrap().file_name().into_string().unwrap();
+        match name.rsplit('.').next() {
+            Some("cachier") if name.contains('.') => counts[0] += 1,
+            Some("segment") if name.contains('.') => counts[1] += 1,
+            _ => others.push(name),
+        }
     }
-    let mut names: Vec<String> = std::fs::read_dir(cache.dpath().unwrap())
-        .unwrap()
-        .map(|f| f.unwrap().file_name().into_string().unwrap())
-        .filter(|name| !name.ends_with(".cachier"))
-        .collect();
-    names.sort();
+    others.sort();
+    (others, counts)
+}
+
+#[test]
+fn a_miss_creates_its_entry_and_no_other_file() {
+    let dir = scratch("one-file");
+    let filed = builder_of(&dir.join("filed"), "body 1").segments(false).build();
+    let packed = builder_of(&dir.join("packed"), "body 1").segments(true).build();
+    for x in 0..5 {
+        report(&filed, x, "computed");
+        report(&packed, x, "computed");
+    }
     // Claims are byte locks in one shared file (Linux), or lock files removed on release.
     let shared: &[&str] = if cfg!(target_os = "linux") {
         &["claims", "generations"]
     } else {
         &["generations"]
     };
-    assert_eq!(names, shared);
-    assert_eq!(entry_files(&cache.dpath().unwrap()).len(), 5);
+    assert_eq!(
+        files_of(&filed.dpath().unwrap()),
+        (shared.iter().map(|s| s.to_string()).collect(), [5, 0])
+    );
+    // One segment for this process, where generation counters are (Linux).
+    let segments = usize::from(cfg!(target_os = "linux"));
+    let packed_files = [5 * (1 - segments), segments];
+    assert_eq!(
+        files_of(&packed.dpath().unwrap()),
+        (shared.iter().map(|s| s.to_string()).collect(), packed_files)
+    );
 }

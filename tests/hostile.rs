@@ -2,6 +2,11 @@
 //! directory; each time the function returns its own result, the failure is
 //! counted and logged, and nothing hangs, aborts, or is served that was not
 //! computed for these arguments by this function.
+//!
+//! The attacks on entry files are made on functions that keep one file per
+//! entry (`segments = false`), as values over 4 KiB do in any layout: a
+//! function packing its entries never reads a file planted for a small one.
+//! The attacks on segments are in tests/segments.rs.
 
 mod support;
 
@@ -77,7 +82,7 @@ fn survives<T: PartialEq + std::fmt::Debug>(
 
 // 1. One file must not abort the process.
 
-#[cachier(cache_dir = scratch("sparse"))]
+#[cachier(cache_dir = scratch("sparse"), segments = false)]
 fn sparse(x: u64) -> u64 {
     x + 1
 }
@@ -109,7 +114,7 @@ fn sparse_giant_entry_files_are_misses_read_no_further_than_their_header() {
     assert_eq!(fs::metadata(&path).unwrap().len(), 51, "replaced by a real entry");
 }
 
-#[cachier(cache_dir = scratch("prefix"))]
+#[cachier(cache_dir = scratch("prefix"), segments = false)]
 fn label(x: u64) -> String {
     format!("label {x}")
 }
@@ -132,7 +137,7 @@ fn a_valid_entry_whose_string_claims_32_gib_is_a_miss() {
     );
 }
 
-#[cachier(cache_dir = scratch("devzero"))]
+#[cachier(cache_dir = scratch("devzero"), segments = false)]
 fn zeroed(x: u64) -> u64 {
     x * 10
 }
@@ -152,7 +157,7 @@ fn a_symlink_to_dev_zero_at_an_entry_path_is_never_followed() {
 
 // 2. A FIFO must not hang the caller.
 
-#[cachier(cache_dir = scratch("fifo"))]
+#[cachier(cache_dir = scratch("fifo"), segments = false)]
 fn piped(x: u64) -> u64 {
     x + 100
 }
@@ -186,20 +191,57 @@ fn secret(x: u64) -> String {
     format!("secret {x}")
 }
 
+#[cachier(cache_dir = scratch("private/root"), segments = false)]
+fn filed_secret(x: u64) -> String {
+    format!("secret {x}")
+}
+
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The permission bits of every file in the directory `dir`.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut modes: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                mode(&path),
+            )
+        })
+        .collect();
+    modes.sort();
+    modes
+}
+
 #[test]
 fn directories_are_0700_and_files_0600_whatever_the_umask() {
     use rustix::fs::Mode;
     reset("private");
     let old = rustix::process::umask(Mode::empty());
     assert_eq!(secret(1), "secret 1");
+    assert_eq!(filed_secret(1), "secret 1");
     rustix::process::umask(old);
-    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
     let dir = secret.cache_dpath().unwrap();
     let function_dir = dir.parent().unwrap().to_path_buf();
     assert_eq!(mode(&scratch("private/root")), 0o700, "the cache root");
     assert_eq!(mode(&function_dir), 0o700, "the function directory");
     assert_eq!(mode(&dir), 0o700, "the directory of the function's code version");
-    let entry = path_of(secret.cache(), secret.cache().key(&(1u64,)).unwrap(), "cachier");
+    // Segments, entry files, the claims and the counters.
+    assert!(modes(&dir).iter().any(|(name, _)| name.ends_with(".segment")));
+    for dir in [dir.clone(), filed_secret.cache_dpath().unwrap()] {
+        let files = modes(&dir);
+        assert!(files.len() >= 2, "{files:?}");
+        assert!(files.iter().all(|(_, mode)| *mode == 0o600), "{files:?}");
+    }
+    let entry = path_of(
+        filed_secret.cache(),
+        filed_secret.cache().key(&(1u64,)).unwrap(),
+        "cachier",
+    );
     assert_eq!(mode(&entry), 0o600);
 
     // A directory left 0755 by an older version is restricted on first use.
@@ -221,7 +263,7 @@ fn planted_dir(case: &str) -> PathBuf {
 /// One function per case, so that each opens its directory after the attack.
 macro_rules! planted_fn {
     ($name:ident, $case:literal) => {
-        #[cachier(cache_dir = planted_dir($case))]
+        #[cachier(cache_dir = planted_dir($case), segments = false)]
         fn $name(x: u64) -> String {
             format!("computed {x}")
         }

@@ -405,12 +405,12 @@ fn packing_is_part_of_the_version() {
 /// Where the functions below keep their entries.
 static ROOT: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| scratch("attribute"));
 
-#[cachier::cachier(cache_dir = ROOT.clone(), segments = true)]
+#[cachier::cachier(cache_dir = ROOT.clone())]
 fn packed_square(x: u64) -> u64 {
     x * x
 }
 
-#[cachier::cachier(cache_dir = ROOT.clone())]
+#[cachier::cachier(cache_dir = ROOT.clone(), segments = false)]
 fn filed_square(x: u64) -> u64 {
     x * x
 }
@@ -430,7 +430,7 @@ fn counted(function: &cachier::FunctionCache, exts: [&str; 2]) -> [usize; 2] {
 }
 
 #[test]
-fn the_attribute_packs_its_function_and_no_other() {
+fn functions_pack_by_default_and_segments_false_keeps_a_file_each() {
     for x in 0..3 {
         assert_eq!((packed_square(x), filed_square(x)), (x * x, x * x));
     }

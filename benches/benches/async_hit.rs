@@ -22,7 +22,7 @@ async fn async_memory_add(a: u64, b: u64) -> u64 {
     a + b
 }
 
-#[cachier(cache_dir = bench_dir("cachier-async-add"))]
+#[cachier(cache_dir = bench_dir("cachier-async-add"), segments = false)]
 async fn async_file_add(a: u64, b: u64) -> u64 {
     a + b
 }

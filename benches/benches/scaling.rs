@@ -25,7 +25,7 @@ fn max_entries() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-#[cachier(cache_dir = run_dir("cachier-scaling"))]
+#[cachier(cache_dir = run_dir("cachier-scaling"), segments = false)]
 fn cachier_file_add_scaled(a: u64, b: u64) -> u64 {
     add(a, b)
 }

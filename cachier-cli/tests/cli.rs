@@ -1,6 +1,8 @@
 //! The built `cachier` binary on a cache directory that real cached functions
 //! filled, with a corrupt entry, a file a killed writer left, and another
-//! program's file in it.
+//! program's file in it. Those functions keep one file per entry
+//! (`segments = false`), for the broken files planted among them; the
+//! entries of `cli::packed` are packed into segments, as by default.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -20,13 +22,13 @@ fn dir() -> PathBuf {
     DIR.path().to_owned()
 }
 
-#[cachier(cache_dir = dir())]
+#[cachier(cache_dir = dir(), segments = false)]
 fn square(x: u64) -> u64 {
     SQUARES.fetch_add(1, Ordering::SeqCst);
     x * x
 }
 
-#[cachier(cache_dir = dir())]
+#[cachier(cache_dir = dir(), segments = false)]
 fn greet(name: &str) -> String {
     format!("hello {name}")
 }

@@ -70,7 +70,7 @@ pub struct GlobalParams {
     pub max_bytes: Option<u64>,
     /// Whether the file core packs small entries into segments instead of a
     /// file each (see [`FileCore::segments`](crate::FileCore::segments)), for
-    /// the functions whose cores are made after it is set. Default: no.
+    /// the functions whose cores are made after it is set. Default: yes.
     pub segments: bool,
     /// The MongoDB core's server, claims and outage handling.
     #[cfg(feature = "mongo")]
@@ -159,7 +159,7 @@ impl Default for GlobalParams {
             cleanup_interval: Duration::from_secs(24 * 3600),
             max_entries: None,
             max_bytes: None,
-            segments: false,
+            segments: true,
             #[cfg(feature = "mongo")]
             mongo: crate::MongoParams::default(),
             #[cfg(feature = "redis")]

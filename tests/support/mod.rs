@@ -543,3 +543,23 @@ macro_rules! sql_suite {
 }
 #[allow(unused_imports)]
 pub(crate) use sql_suite;
+
+/// The entries a file-core function keeps in its version's directory
+/// `dpath`, whatever the layout: entry files and entries packed in
+/// segments, each as its key in hex (entry files: their name) and size.
+pub fn entries(dpath: &std::path::Path) -> Vec<(String, u64)> {
+    use cachier::file::scan::{self, Depth};
+    let function = dpath
+        .parent()
+        .expect("a version's directory is in its function's");
+    let Some(function) = scan::function(function, cachier::Sharing::Private, Depth::Header).unwrap() else {
+        return Vec::new();
+    };
+    let mut entries: Vec<_> = function
+        .entries()
+        .filter(|entry| entry.dir == dpath)
+        .map(|entry| (entry.name.clone(), entry.bytes))
+        .collect();
+    entries.sort();
+    entries
+}

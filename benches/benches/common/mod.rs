@@ -74,7 +74,7 @@ pub fn cachier_memory_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
 
-#[cachier(cache_dir = run_dir("cachier-add"))]
+#[cachier(cache_dir = run_dir("cachier-add"), segments = false)]
 pub fn cachier_file_add(a: u64, b: u64) -> u64 {
     add(a, b)
 }
@@ -119,7 +119,7 @@ pub fn cachier_memory_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
     weigh(text, weights)
 }
 
-#[cachier(cache_dir = run_dir("cachier-weigh"))]
+#[cachier(cache_dir = run_dir("cachier-weigh"), segments = false)]
 pub fn cachier_file_weigh(text: &str, weights: &HashMap<String, u64>) -> u64 {
     weigh(text, weights)
 }

@@ -44,9 +44,10 @@
 //! so that a read never writes their access time.
 //! Evictions under a [`Budget`] take the entries of the oldest ones first.
 //!
-//! A core made with [`FileCore::segments`] packs entries of up to 4 KiB
-//! into append-only segments, one per writing process, instead of a file
-//! each (see `segments`): a store
+//! A core made with [`FileCore::segments`] (as cached functions' cores
+//! are, by default) packs entries of up to 4 KiB into append-only
+//! segments, one per writing process, instead of a file each (see
+//! `segments`): a store
 //! appends a record, a removal appends a mark, and the files of larger
 //! entries stay as above.
 
@@ -191,6 +192,9 @@ impl FileCore {
     /// a removal (an eviction, a cleanup of stale entries) appends a mark,
     /// and compaction, from [`Core::reclaim`] and after evictions, gives
     /// back the bytes of removed and replaced entries.
+    ///
+    /// Cached functions pack by default ([`GlobalParams::segments`](crate::GlobalParams::segments));
+    /// a core made by hand keeps a file per entry unless told to pack.
     ///
     /// Packing is part of the version: its entries go in a directory of
     /// their own, which every process using it packs, so that a miss there
