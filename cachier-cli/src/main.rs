@@ -333,12 +333,17 @@ fn clear(root: &Root, names: &[String], all: bool) -> Outcome {
             .collect();
         let segments = doomed.iter().filter(|f| f.kind == Kind::Segment).count() as u64;
         let removed = remove(root, &doomed)?;
-        match segments {
-            0 => println!("{}: removed {removed} entries", function.function()),
-            n => println!(
-                "{}: removed {} entry files and {n} segments of packed entries",
-                function.function(),
-                removed.saturating_sub(n)
+        let files = removed.saturating_sub(segments);
+        let of_segments = match segments {
+            1 => "1 segment of packed entries".to_owned(),
+            n => format!("{n} segments of packed entries"),
+        };
+        match (files, segments) {
+            (_, 0) => println!("{}: removed {removed} entries", function.function()),
+            (0, _) => println!("{}: removed {of_segments}", function.function()),
+            (files, _) => println!(
+                "{}: removed {files} entry files and {of_segments}",
+                function.function()
             ),
         }
     }

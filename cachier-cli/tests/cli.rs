@@ -308,7 +308,7 @@ fn clear_removes_packed_entries_too() {
     assert!(output.status.success());
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
-        said.contains("removed 0 entry files and 1 segments of packed entries"),
+        said.contains("cli::packed: removed 1 segment of packed entries\n"),
         "{said}"
     );
     assert_eq!(packed_core().get(&key).unwrap(), None);
