@@ -254,6 +254,38 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
     );
 }
 
+/// Upgrading to packing (the default) or leaving it starts a fresh cache:
+/// the other layout's entries are never served, and go like an old
+/// version's, a day after a process last used them.
+#[test]
+fn entries_of_the_other_layout_are_never_served_and_go_a_day_after_their_last_use() {
+    let dir = scratch("layouts");
+    let filed = builder_of(&dir, "body 1").segments(false).build();
+    report(&filed, 1, "filed");
+    let filed_dir = filed.dpath().unwrap();
+    filed.wait_for_background();
+    drop(filed);
+    let packed = build_of(&dir, "body 1");
+    assert_ne!(packed.dpath().unwrap(), filed_dir);
+    assert_eq!(report(&packed, 1, "packed"), "packed", "an entry file was served");
+    packed.wait_for_background();
+    assert_eq!(packed.reclaim().unwrap(), 0, "entries used today were reclaimed");
+    assert_eq!(entries(&filed_dir).len(), 1);
+
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
+    std::fs::File::open(&filed_dir)
+        .unwrap()
+        .set_modified(day_ago)
+        .unwrap();
+    assert_eq!(packed.reclaim().unwrap(), 1, "the entry file");
+    assert!(!filed_dir.exists());
+    assert_eq!(
+        report(&packed, 1, "recomputed"),
+        "packed",
+        "the packed entries stay"
+    );
+}
+
 #[test]
 fn clear_removes_the_other_versions_no_process_holds_at_once() {
     let dir = scratch("cleared-versions");
