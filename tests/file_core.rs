@@ -210,6 +210,12 @@ fn two_builds_sharing_a_directory_see_only_their_own_entries() {
     assert_ne!(old.dpath(), new.dpath());
 }
 
+/// Makes the version directory `dir` look last used a day and a minute ago.
+fn unused_for_a_day(dir: &Path) {
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
+    std::fs::File::open(dir).unwrap().set_modified(day_ago).unwrap();
+}
+
 #[test]
 fn other_versions_are_reclaimed_once_no_process_uses_them() {
     let dir = scratch("versions");
@@ -240,11 +246,7 @@ fn other_versions_are_reclaimed_once_no_process_uses_them() {
     assert_eq!(entries(&old_dir).len(), 1);
 
     // A day later, the next reclaim or cleanup removes them.
-    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
-    std::fs::File::open(&old_dir)
-        .unwrap()
-        .set_modified(day_ago)
-        .unwrap();
+    unused_for_a_day(&old_dir);
     assert_eq!(new.reclaim().unwrap(), 1, "the old version's one file of entries");
     assert!(!old_dir.exists(), "the old version's directory is left");
     assert_eq!(
@@ -272,11 +274,7 @@ fn entries_of_the_other_layout_are_never_served_and_go_a_day_after_their_last_us
     assert_eq!(packed.reclaim().unwrap(), 0, "entries used today were reclaimed");
     assert_eq!(entries(&filed_dir).len(), 1);
 
-    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600 + 60);
-    std::fs::File::open(&filed_dir)
-        .unwrap()
-        .set_modified(day_ago)
-        .unwrap();
+    unused_for_a_day(&filed_dir);
     assert_eq!(packed.reclaim().unwrap(), 1, "the entry file");
     assert!(!filed_dir.exists());
     assert_eq!(
