@@ -751,10 +751,12 @@ impl Inner {
     }
 
     /// When an entry stored now was computed. A process-local core's entries
-    /// are judged by this process's coarse clock only (see `judge`), so they
-    /// take a coarse reading, about a quarter of the cost of a precise one;
-    /// every other core's take the precise time, which other processes
-    /// order against their own records (a segment's removal marks).
+    /// are only ever compared with this process's clock, whose coarse
+    /// reading already ages every hit (see `judge`): they take a coarse
+    /// reading too, about a quarter of the cost of a precise one, and look
+    /// at most a kernel tick older for it. Every other core's entries take
+    /// the precise time, which other processes order against their own
+    /// records (a segment's removal marks).
     fn entry_time(&self) -> SystemTime {
         if self.core.process_local() {
             clock::coarse_now()
