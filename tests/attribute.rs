@@ -1,6 +1,8 @@
 //! `#[cachier]` as a user writes it: call sites, the cache controls, and the
 //! shapes of arguments and return types.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use cachier::{CallOptions, cachier};
 use serde::{Deserialize, Serialize};
+use support::counted;
 
 /// A scratch cache directory of this test binary.
 fn scratch(name: &str) -> PathBuf {
@@ -46,16 +49,10 @@ fn call_sites_stay_the_same_and_the_file_core_is_the_default() {
     );
     // Small entries are packed in one segment of this process (Linux: where
     // generation counters are), not a file each.
-    let named = |ext: &str| {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == ext))
-            .count()
-    };
     let packed = cfg!(target_os = "linux");
     assert_eq!(
-        (named("segment"), named("cachier")),
-        if packed { (1, 0) } else { (0, 2) }
+        counted(&dir, ["segment", "cachier"]),
+        if packed { [1, 0] } else { [0, 2] }
     );
     // The function is also usable as a value.
     let as_pointer: fn(u64, u64) -> u64 = *slow_add;

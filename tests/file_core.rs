@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cachier::cachier;
-use support::{entries, logged};
+use support::{counted, entries, logged};
 
 fn scratch(name: &str) -> PathBuf {
     support::emptied_scratch("file_core", name)
@@ -446,18 +446,19 @@ fn group_shared_directories_keep_no_generation_counters() {
 /// The names in `dir` that are not entry files or segments, and how many
 /// of each of those there are.
 fn files_of(dir: &Path) -> (Vec<String>, [usize; 2]) {
-    let mut others = Vec::new();
-    let mut counts = [0; 2];
-    for file in std::fs::read_dir(dir).unwrap() {
-        let name = file.unwrap().file_name().into_string().unwrap();
-        match name.rsplit_once('.').map(|(_, ext)| ext) {
-            Some("cachier") => counts[0] += 1,
-            Some("segment") => counts[1] += 1,
-            _ => others.push(name),
-        }
-    }
+    const KINDS: [&str; 2] = ["cachier", "segment"];
+    let mut others: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .filter(|path| {
+            !path
+                .extension()
+                .is_some_and(|ext| KINDS.iter().any(|kind| ext == *kind))
+        })
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     others.sort();
-    (others, counts)
+    (others, counted(dir, KINDS))
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use cachier::{Budget, Core, Entry, Error, FileCore, Key};
-use support::{Peer, role, run, say, wait_for_parent};
+use support::{Peer, counted, role, run, say, wait_for_parent};
 
 fn scratch(name: &str) -> PathBuf {
     support::emptied_scratch("segments", name)
@@ -415,27 +415,19 @@ fn filed_square(x: u64) -> u64 {
     x * x
 }
 
-/// How many files in the directory of `function`'s version end in each of `exts`.
-fn counted(function: &cachier::FunctionCache, exts: [&str; 2]) -> [usize; 2] {
-    let names: Vec<PathBuf> = std::fs::read_dir(function.dpath().unwrap())
-        .unwrap()
-        .map(|file| file.unwrap().path())
-        .collect();
-    exts.map(|ext| {
-        names
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == ext))
-            .count()
-    })
-}
-
 #[test]
 fn functions_pack_by_default_and_segments_false_keeps_a_file_each() {
     for x in 0..3 {
         assert_eq!((packed_square(x), filed_square(x)), (x * x, x * x));
     }
-    assert_eq!(counted(packed_square.cache(), ["segment", "cachier"]), [1, 0]);
-    assert_eq!(counted(filed_square.cache(), ["segment", "cachier"]), [0, 3]);
+    assert_eq!(
+        counted(&packed_square.cache_dpath().unwrap(), ["segment", "cachier"]),
+        [1, 0]
+    );
+    assert_eq!(
+        counted(&filed_square.cache_dpath().unwrap(), ["segment", "cachier"]),
+        [0, 3]
+    );
     assert_eq!(packed_square(2), 4);
     assert_eq!(packed_square.cache_info().hits, 1);
 }

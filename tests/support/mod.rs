@@ -544,6 +544,21 @@ macro_rules! sql_suite {
 #[allow(unused_imports)]
 pub(crate) use sql_suite;
 
+/// How many files in `dir` have each of `exts` as their extension
+/// (`cachier`: entry files, `segment`: segments).
+pub fn counted<const N: usize>(dir: &std::path::Path, exts: [&str; N]) -> [usize; N] {
+    let names: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .collect();
+    exts.map(|ext| {
+        names
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count()
+    })
+}
+
 /// The entries a file-core function keeps in its version's directory
 /// `dpath`, whatever the layout: entry files and entries packed in
 /// segments, each as its key in hex (entry files: their name) and size.
