@@ -128,8 +128,8 @@ fn a_process_killed_mid_write_leaves_a_whole_entry() {
 }
 
 /// On Linux an entry is written as a file with no name, linked in place
-/// once whole: a store never shows a temporary file, and a writer killed
-/// mid-store leaves none.
+/// once whole: a store never shows a temporary file, a writer killed
+/// mid-store leaves none, and every entry file linked is served.
 #[test]
 #[cfg(target_os = "linux")]
 fn stores_show_no_temporary_file_even_when_killed() {

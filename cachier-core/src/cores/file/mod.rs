@@ -685,7 +685,8 @@ impl FileCore {
     /// appended to a segment if the directory packs entries this small and
     /// [`Segments::place`](segments::Segments::place) says so (removing an
     /// older entry file first, if there may be one), else written as the
-    /// file `name` (hiding older records with a removal mark).
+    /// file `name` after a removal mark hides older records: a reader finds
+    /// the file as soon as it is linked, even if this process dies then.
     fn store(&self, dir: &Dir, key: &Key, name: &str, bytes: &[u8]) -> io::Result<()> {
         match dir.segments() {
             Some(segments) if bytes.len() <= format::file_len(segments::MAX_VALUE) => {
@@ -699,8 +700,8 @@ impl FileCore {
                 }
             }
             Some(segments) => {
-                self.write_atomically(dir, name, bytes)?;
-                segments.append(dir, &format::encode_mark(Mark::Removed, key, SystemTime::now()))
+                segments.append(dir, &format::encode_mark(Mark::Removed, key, SystemTime::now()))?;
+                self.write_atomically(dir, name, bytes)
             }
             None => self.write_atomically(dir, name, bytes),
         }
