@@ -49,6 +49,7 @@ use std::collections::HashMap;
 use std::fs::{File, TryLockError};
 use std::hash::BuildHasherDefault;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -125,10 +126,12 @@ struct Segment {
     file: File,
     /// Where its records read so far end.
     read_to: u64,
-    /// Its first bytes, records that checked out when read, kept while
-    /// the segments' copies fit in [`MAX_COPIED`]: a lookup of a record
-    /// among them reads no file.
+    /// Its records from `copied_from` on (from its first entry record,
+    /// bytes of marks alone before it aside), that checked out when read,
+    /// kept while the segments' copies fit in [`MAX_COPIED`]: a lookup of
+    /// a record among them reads no file.
     copy: Vec<u8>,
+    copied_from: u64,
 }
 
 impl Segment {
@@ -138,34 +141,57 @@ impl Segment {
             file,
             read_to: 0,
             copy: Vec::new(),
+            copied_from: 0,
         }
     }
 
-    /// Whether `len` bytes from `from` on may join the copy: they follow
-    /// those copied, and `room` bytes allow them.
-    fn continues_copy(&self, from: u64, len: u64, room: u64) -> bool {
-        self.copy.len() as u64 == from && len <= room
+    /// Which of the records from `from` to `to`, the first entry among
+    /// them at `first_entry`, join the copy: those that continue it (or
+    /// start it at that entry), as many bytes as `room` allows. A segment
+    /// larger than the room is copied as far as it fits.
+    fn to_copy(&self, from: u64, to: u64, first_entry: Option<u64>, room: u64) -> Range<u64> {
+        let start = match (self.copy.is_empty(), first_entry) {
+            (true, Some(first_entry)) => first_entry,
+            (false, _) if self.copied_from + self.copy.len() as u64 == from => from,
+            _ => return from..from,
+        };
+        start..to.min(start.saturating_add(room))
     }
 
-    /// Copies its records from `from` to `to` into memory, if they continue
-    /// the copy; a read that fails or comes short leaves the copy as it was
-    /// (a lookup then reads the file).
-    fn copy(&mut self, from: u64, to: u64, room: u64) {
-        let len = to.saturating_sub(from);
-        if !self.continues_copy(from, len, room) {
+    /// Copies the records from `from` to `to` into memory, as far as
+    /// [`to_copy`](Self::to_copy) says: read from the file, or taken from
+    /// `records` (the bytes from `from` on, just appended). A read that
+    /// fails or comes short leaves the copy as it was (a lookup then reads
+    /// the file).
+    fn copy(&mut self, (from, to): (u64, u64), first_entry: Option<u64>, room: u64, records: Option<&[u8]>) {
+        let range = self.to_copy(from, to, first_entry, room);
+        if range.is_empty() {
             return;
         }
-        let start = self.copy.len();
-        self.copy.resize(start + len as usize, 0);
-        let read = read_at_most(&self.file, &mut self.copy[start..], from);
-        if read.map_or(true, |read| read as u64 != len) {
-            self.copy.truncate(start);
+        let (start, len) = (self.copy.len(), (range.end - range.start) as usize);
+        self.copy.resize(start + len, 0);
+        let copied = match records {
+            Some(records) => {
+                let skipped = (range.start - from) as usize;
+                self.copy[start..].copy_from_slice(&records[skipped..skipped + len]);
+                true
+            }
+            None => {
+                read_at_most(&self.file, &mut self.copy[start..], range.start).is_ok_and(|read| read == len)
+            }
+        };
+        match copied {
+            true if start == 0 => self.copied_from = range.start,
+            true => {}
+            false => self.copy.truncate(start),
         }
     }
 
     /// The `len` bytes at `offset`: from the copy if it holds them.
     fn read(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let start = offset
+            .checked_sub(self.copied_from)
+            .map_or(usize::MAX, |start| usize::try_from(start).unwrap_or(usize::MAX));
         if let Some(bytes) = self.copy.get(start..start.saturating_add(len)) {
             return Ok(Cow::Borrowed(bytes));
         }
@@ -483,12 +509,16 @@ impl State {
             return Ok(0);
         };
         let from = segment.read_to;
+        let mut first_entry = None;
         let read = scan(&segment.file, from, |offset, parsed| {
+            if let Parsed::Whole(Record::Entry { .. }) = parsed {
+                first_entry.get_or_insert(offset);
+            }
             self.index(number, offset, parsed);
         });
         if let Ok(end) = read {
             segment.read_to = end;
-            segment.copy(from, end, room);
+            segment.copy((from, end), first_entry, room, None);
         }
         self.segments[number] = Some(segment);
         read
@@ -569,18 +599,22 @@ impl State {
             return Err(error);
         }
         segment.read_to += records.len() as u64;
-        if segment.continues_copy(offset, records.len() as u64, room) {
-            segment.copy.extend_from_slice(records);
-        }
         if segment.read_to >= ROLL {
             // Let go, for compaction to take.
             let _ = segment.file.unlock();
             self.writer = None;
         }
-        let mut at = 0;
+        let (mut at, mut first_entry) = (0, None);
         while let Parsed::Whole(record) = format::parse(&records[at..], MAX_VALUE) {
+            if let Record::Entry { .. } = record {
+                first_entry.get_or_insert(offset + at as u64);
+            }
             self.index(number, offset + at as u64, Parsed::Whole(record));
             at += record.size();
+        }
+        if let Some(segment) = self.segments[number].as_mut() {
+            let end = segment.read_to;
+            segment.copy((offset, end), first_entry, room, Some(records));
         }
         Ok(())
     }
@@ -751,6 +785,7 @@ impl State {
             for &old in &held {
                 if let Some(segment) = &mut self.segments[old] {
                     segment.copy = Vec::new();
+                    segment.copied_from = 0;
                 }
             }
             // Indexed as any segment is: read from its start.
@@ -858,4 +893,42 @@ fn time_of(nanos: u64) -> SystemTime {
 
 fn corrupt(reason: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cores::Core;
+    use crate::cores::file::FileCore;
+
+    /// Another process's segment is copied from its first entry on (the
+    /// marks before it hold no value worth the room), as far as the room
+    /// allows (4 KiB in this crate's tests), however large the segment;
+    /// the records past the copy, the one it cuts included, are read from
+    /// the file.
+    #[test]
+    fn a_reader_copies_from_the_first_entry_as_far_as_the_room_allows() {
+        let root = tempfile::tempdir().unwrap();
+        let core = || FileCore::new(root.path().join("f")).version("v").segments(true);
+        let key = |n: u64| Key::new("copied", &n).unwrap();
+        // Twenty values too large to pack (their files' removal marks come
+        // first in the segment), then entries of 7 KiB in all.
+        let value = |n: u64| vec![n as u8; if n < 20 { 5000 } else { 100 }];
+        let writer = core();
+        for n in 0..64 {
+            let entry = Entry::new(SystemTime::now(), value(n));
+            writer.set(&key(n), &entry).unwrap();
+        }
+        let reader = core();
+        for n in 0..64 {
+            let found = reader.get(&key(n)).unwrap();
+            assert_eq!(found.map(|entry| entry.value.to_vec()), Some(value(n)), "{n}");
+        }
+        let dir = reader.open_dir(false).unwrap().unwrap();
+        let state = dir.segments().unwrap().read();
+        let segment = state.segments.iter().flatten().next().unwrap();
+        assert!(segment.read_to > 7000, "{}", segment.read_to);
+        assert_eq!(segment.copied_from, 20 * format::MARK_LEN as u64);
+        assert_eq!(segment.copy.len() as u64, MAX_COPIED);
+    }
 }
