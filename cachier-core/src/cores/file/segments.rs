@@ -66,8 +66,9 @@ pub const EXT: &str = "segment";
 /// Entries of values up to this many bytes go in segments (a record of at
 /// most 4 KiB); larger ones keep a file of their own.
 pub const MAX_VALUE: usize = 4096 - format::file_len(0);
-/// A writer starts a new segment once its own is this long.
-const ROLL: u64 = 64 << 20;
+/// A writer starts a new segment once its own is this long, and compacts
+/// the segments if they are due (see [`Segments::compact`]).
+const ROLL: u64 = if cfg!(test) { 64 << 10 } else { 64 << 20 };
 /// Most segments one process reads; others are not read (their keys miss).
 const MAX_SEGMENTS: usize = 256;
 /// Most keys one process indexes: as many as the index's table holds at
@@ -80,7 +81,7 @@ pub const MAX_KEYS: usize = if cfg!(test) { 64 } else { (1 << 22) / 8 * 7 };
 const MAX_COPIED: u64 = if cfg!(test) { 4096 } else { 64 << 20 };
 /// Segments hold at least this many bytes before they are compacted when
 /// [`Compaction::Due`].
-const COMPACT_AFTER: u64 = 1 << 20;
+const COMPACT_AFTER: u64 = if cfg!(test) { 16 << 10 } else { 1 << 20 };
 /// How many new segments a process makes, each taken by another before it
 /// could lock it, before it gives up storing (see [`State::create`]).
 const CREATE_ATTEMPTS: usize = 16;
@@ -599,7 +600,8 @@ impl State {
             return Err(error);
         }
         segment.read_to += records.len() as u64;
-        if segment.read_to >= ROLL {
+        let rolled = segment.read_to >= ROLL;
+        if rolled {
             // Let go, for compaction to take.
             let _ = segment.file.unlock();
             self.writer = None;
@@ -615,6 +617,11 @@ impl State {
         if let Some(segment) = self.segments[number].as_mut() {
             let end = segment.read_to;
             segment.copy((offset, end), first_entry, room, Some(records));
+        }
+        // A process that only reads appends use marks and never reclaims:
+        // compacting as its segment rolls bounds what reading writes.
+        if rolled && let Err(error) = self.compact(dir, Compaction::Due) {
+            tracing::warn!(%error, "cachier: segments not compacted");
         }
         Ok(())
     }
@@ -930,5 +937,45 @@ mod tests {
         assert!(segment.read_to > 7000, "{}", segment.read_to);
         assert_eq!(segment.copied_from, 20 * format::MARK_LEN as u64);
         assert_eq!(segment.copy.len() as u64, MAX_COPIED);
+    }
+
+    /// Reading an entry more than a minute after its last recorded use
+    /// appends a use mark: a process that only reads would grow the
+    /// segments without end. Each roll of its segment (64 KiB in this
+    /// crate's tests) compacts them instead.
+    #[test]
+    fn use_marks_are_compacted_as_their_segment_rolls() {
+        let root = tempfile::tempdir().unwrap();
+        let core = FileCore::new(root.path().join("f")).version("v").segments(true);
+        let key = |n: u64| Key::new("marked", &n).unwrap();
+        for n in 0..10 {
+            let entry = Entry::new(SystemTime::now(), vec![n as u8; 8]);
+            core.set(&key(n), &entry).unwrap();
+        }
+        let dir = core.open_dir(false).unwrap().unwrap();
+        let (segments, generations) = (dir.segments().unwrap(), dir.generations().unwrap());
+        let segment_bytes = || -> u64 {
+            let files = std::fs::read_dir(core.dpath().unwrap())
+                .unwrap()
+                .map(Result::unwrap);
+            let segments = files.filter(|file| file.path().extension().is_some_and(|ext| ext == EXT));
+            segments.map(|file| file.metadata().unwrap().len()).sum()
+        };
+        // An hour apart, every read is due a mark: four rolls' worth.
+        let marks = 4 * ROLL / format::MARK_LEN as u64;
+        let mut now = SystemTime::now();
+        for _ in 0..marks / 10 {
+            now += Duration::from_secs(3600);
+            for n in 0..10 {
+                let looked_up = (generations.stamp(&key(n)), now);
+                let found = segments.get(&dir, &key(n), looked_up, Duration::from_secs(60));
+                assert!(matches!(found, Ok(Lookup::Entry(_))), "{n}");
+            }
+        }
+        assert!(segment_bytes() < 2 * ROLL, "{} bytes", segment_bytes());
+        for n in 0..10 {
+            let found = core.get(&key(n)).unwrap();
+            assert_eq!(found.map(|entry| entry.value.to_vec()), Some(vec![n as u8; 8]));
+        }
     }
 }
