@@ -769,14 +769,18 @@ impl State {
         // A removal hides older records, which only the segments not held
         // (or not opened, past the most read) may still have.
         let every = held.len() == open && open < MAX_SEGMENTS;
-        let mut newest: Vec<(Key, Slot)> = self
+        let kept = |slot: &Slot| {
+            held.contains(&(slot.segment as usize))
+                && (slot.kind == SlotKind::Entry || (slot.kind == SlotKind::Removed && !every))
+        };
+        // Summed before anything is collected: at each roll of a writer's
+        // segment, a compaction seldom due is asked for.
+        let live: u64 = self
             .keys
-            .iter()
-            .filter(|(_, slot)| held.contains(&(slot.segment as usize)))
-            .filter(|(_, slot)| slot.kind == SlotKind::Entry || (slot.kind == SlotKind::Removed && !every))
-            .map(|(key, slot)| (*key, *slot))
-            .collect();
-        let live: u64 = newest.iter().map(|(_, slot)| u64::from(slot.len)).sum();
+            .values()
+            .filter(|slot| kept(slot))
+            .map(|slot| u64::from(slot.len))
+            .sum();
         let due = match when {
             Compaction::Due => bytes >= COMPACT_AFTER && live * 2 <= bytes,
             Compaction::Now => live < bytes,
@@ -784,6 +788,12 @@ impl State {
         if !due {
             return Ok(());
         }
+        let mut newest: Vec<(Key, Slot)> = self
+            .keys
+            .iter()
+            .filter(|(_, slot)| kept(slot))
+            .map(|(key, slot)| (*key, *slot))
+            .collect();
         newest.sort_unstable_by_key(|(_, slot)| (slot.segment, slot.offset));
         let number = self.create(dir)?;
         let mut done = self.rewrite(number, &newest);
