@@ -1,6 +1,7 @@
 //! Cache keys: SHA-1 digests of a canonical encoding of a function's identity and
 //! its arguments.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -216,25 +217,46 @@ impl KeySpace {
     /// [`Error::Key`](crate::Error::Key) when an argument's `Serialize` impl fails.
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> Result<Key> {
         thread_local! {
-            // Reserved at once: buffers grown from nothing are small heap
-            // blocks that two threads' buffers can share a cache line in,
-            // and every key then waits for the other thread's writes (a
-            // key cost 4x as much on two threads).
-            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+            static SCRATCH: RefCell<Scratch> = const {
+                RefCell::new(Scratch { buffer: Vec::new(), memo: Memo([Remembered::EMPTY; MEMO_SLOTS]) })
+            };
         }
-        let digest = |buf: &mut Vec<u8>| {
-            buf.clear();
-            buf.extend_from_slice(self.0.prefix());
-            canonical::encode_into(buf, args)?;
-            Ok(Memo::key(buf, |bytes| self.0.derive(bytes)))
+        let encode = |buffer: &mut Vec<u8>| {
+            buffer.clear();
+            buffer.extend_from_slice(self.0.prefix());
+            canonical::encode_into(buffer, args)
         };
-        // A Serialize impl that itself calls a cached function finds the buffer
-        // taken, and uses a fresh one.
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buf) => digest(&mut buf),
-            Err(_) => digest(&mut Vec::new()),
+        let derive = |bytes: &[u8]| self.0.derive(bytes);
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let Scratch { buffer, memo } = &mut *scratch;
+                // Reserved in full at first use: buffers grown from nothing are small
+                // heap blocks that two threads' buffers can share a cache
+                // line in, and every key then waits for the other thread's
+                // writes (a key cost 4x as much on two threads).
+                if buffer.capacity() == 0 {
+                    buffer.reserve(1024);
+                }
+                encode(buffer)?;
+                Ok(memo.remembered(buffer, derive))
+            }
+            // A Serialize impl that itself calls a cached function finds
+            // the scratch taken, and uses a buffer of its own, no memo.
+            Err(_) => {
+                let mut buffer = Vec::new();
+                encode(&mut buffer)?;
+                Ok(derive(&buffer))
+            }
         })
     }
+}
+
+/// What a thread keeps to make keys: the buffer arguments are encoded
+/// into, and the memo of the keys it made last (one thread-local for
+/// both: a memory hit pays for each one it reaches).
+struct Scratch {
+    buffer: Vec<u8>,
+    memo: Memo,
 }
 
 /// The keys a thread computed last, each under the bytes it derived it
@@ -272,18 +294,6 @@ impl Remembered {
 }
 
 impl Memo {
-    /// The key `derive` makes of `bytes`, from this thread's memo if it
-    /// holds it.
-    fn key(bytes: &[u8], derive: impl Fn(&[u8]) -> Key) -> Key {
-        thread_local! {
-            static MEMO: std::cell::RefCell<Memo> = const { std::cell::RefCell::new(Memo([Remembered::EMPTY; MEMO_SLOTS])) };
-        }
-        MEMO.with(|memo| match memo.try_borrow_mut() {
-            Ok(mut memo) => memo.remembered(bytes, derive),
-            Err(_) => derive(bytes),
-        })
-    }
-
     /// The key `derive` makes of `bytes`: remembered, or derived (and
     /// remembered, in the slot `bytes` choose, if they fit one).
     fn remembered(&mut self, bytes: &[u8], derive: impl Fn(&[u8]) -> Key) -> Key {
@@ -410,6 +420,39 @@ mod tests {
                 })
                 .collect();
             assert!(slots.len() > 2_400, "byte {byte}: {} slots", slots.len());
+        }
+    }
+
+    /// An argument whose `Serialize` impl makes a key itself (as one that
+    /// calls a cached function does) finds the thread's scratch taken: both
+    /// keys are still those of their own space and bytes, however often
+    /// they are asked for.
+    #[test]
+    fn keys_made_while_an_argument_serializes_are_right() {
+        struct Raw<'a>(&'a [u8]);
+        impl Serialize for Raw<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(self.0)
+            }
+        }
+        struct Nested<'a>(&'a KeySpace);
+        impl Serialize for Nested<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                let inner = self.0.key(&7u64).map_err(serde::ser::Error::custom)?;
+                Raw(inner.as_bytes()).serialize(serializer)
+            }
+        }
+        let derived = |space: &KeySpace, encoded: Vec<u8>| {
+            let mut bytes = space.0.prefix().to_vec();
+            bytes.extend(encoded);
+            space.0.derive(&bytes)
+        };
+        let (outer, inner) = (KeySpace::local(), KeySpace::new("nested::inner"));
+        let inner_key = derived(&inner, canonical::encode(&7u64).unwrap());
+        let outer_key = derived(&outer, canonical::encode(&Raw(inner_key.as_bytes())).unwrap());
+        for _ in 0..3 {
+            assert_eq!(inner.key(&7u64).unwrap(), inner_key);
+            assert_eq!(outer.key(&Nested(&inner)).unwrap(), outer_key);
         }
     }
 
