@@ -230,10 +230,11 @@ impl KeySpace {
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut scratch) => {
                 let Scratch { buffer, memo } = &mut *scratch;
-                // Reserved in full at first use: buffers grown from nothing are small
-                // heap blocks that two threads' buffers can share a cache
-                // line in, and every key then waits for the other thread's
-                // writes (a key cost 4x as much on two threads).
+                // Reserved in full at first use: buffers grown from
+                // nothing are small heap blocks that two threads' buffers
+                // can share a cache line in, and every key then waits for
+                // the other thread's writes (a key cost 4x as much on two
+                // threads).
                 if buffer.capacity() == 0 {
                     buffer.reserve(1024);
                 }
@@ -261,11 +262,10 @@ struct Scratch {
 
 /// The keys a thread computed last, each under the bytes it derived it
 /// from (its space's [`prefix`](Hashing::prefix), then its arguments'
-/// encoding): a key asked for again skips its hash, its SHA-1 half the
-/// cost of a file-core hit, its SipHash about 10 ns of a memory-core one
-/// (61 → 51 ns a key in a release loop). A key comes back only
-/// for the very same bytes, so the memo changes no key; bytes longer than
-/// a memo slot holds are hashed each time.
+/// encoding): a key asked for again skips its hash (a SHA-1 is half the
+/// cost of a file-core hit). A key comes back only for the very same
+/// bytes, so the memo changes no key; bytes longer than a memo slot holds
+/// are hashed each time.
 struct Memo([Remembered; MEMO_SLOTS]);
 
 /// Slots in a memo; a key's slot is the top three bits of a hash of its bytes.
@@ -423,6 +423,13 @@ mod tests {
         }
     }
 
+    /// The key of `args` in `space`, derived without the thread's memo.
+    fn unremembered<A: Serialize + ?Sized>(space: &KeySpace, args: &A) -> Key {
+        let mut bytes = space.0.prefix().to_vec();
+        bytes.extend(canonical::encode(args).unwrap());
+        space.0.derive(&bytes)
+    }
+
     /// An argument whose `Serialize` impl makes a key itself (as one that
     /// calls a cached function does) finds the thread's scratch taken: both
     /// keys are still those of their own space and bytes, however often
@@ -442,14 +449,9 @@ mod tests {
                 Raw(inner.as_bytes()).serialize(serializer)
             }
         }
-        let derived = |space: &KeySpace, encoded: Vec<u8>| {
-            let mut bytes = space.0.prefix().to_vec();
-            bytes.extend(encoded);
-            space.0.derive(&bytes)
-        };
         let (outer, inner) = (KeySpace::local(), KeySpace::new("nested::inner"));
-        let inner_key = derived(&inner, canonical::encode(&7u64).unwrap());
-        let outer_key = derived(&outer, canonical::encode(&Raw(inner_key.as_bytes())).unwrap());
+        let inner_key = unremembered(&inner, &7u64);
+        let outer_key = unremembered(&outer, &Raw(inner_key.as_bytes()));
         for _ in 0..3 {
             assert_eq!(inner.key(&7u64).unwrap(), inner_key);
             assert_eq!(outer.key(&Nested(&inner)).unwrap(), outer_key);
@@ -463,11 +465,6 @@ mod tests {
     /// arguments, never get each other's keys.
     #[test]
     fn remembered_keys_are_those_of_the_same_space_and_arguments() {
-        let unremembered = |space: &KeySpace, args: &(u64, String)| {
-            let mut bytes = space.0.prefix().to_vec();
-            bytes.extend(canonical::encode(args).unwrap());
-            space.0.derive(&bytes)
-        };
         let stable = |function: &str, args: &(u64, String)| {
             let mut bytes = Sha1::digest(canonical::encode(function).unwrap()).to_vec();
             bytes.extend(canonical::encode(args).unwrap());
