@@ -197,8 +197,15 @@ pub fn global_params() -> GlobalParams {
     GlobalParams::clone(&PARAMS.read().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Reads one thing from the defaults. Every call site of a cached function
-/// does, so each thread keeps a snapshot and takes the lock only after a change.
+/// How many times [`set_global_params`] was called, plus one: what was
+/// derived from the defaults at one generation holds until the next.
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// Reads one thing from the defaults. Calls resolving their settings do
+/// (see `Settings::resolve`), so each thread keeps a snapshot and takes
+/// the lock only after a change.
 pub(crate) fn read<T>(f: impl FnOnce(&GlobalParams) -> T) -> T {
     thread_local! {
         static SNAPSHOT: std::cell::RefCell<Option<(u64, Arc<GlobalParams>)>> = const { std::cell::RefCell::new(None) };

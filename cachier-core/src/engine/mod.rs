@@ -23,7 +23,7 @@ mod registry;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -83,6 +83,9 @@ pub struct FunctionCache {
 
 struct Inner {
     function: String,
+    /// Which of the function caches this process built this is (the first
+    /// is 0): its calls' settings are remembered under it (see `Settings::resolve`).
+    number: u64,
     /// What keys are hashed under: the function's identity.
     key_space: KeySpace,
     core: Arc<dyn Core>,
@@ -116,6 +119,10 @@ impl FunctionCache {
             inner: Arc::new(Inner {
                 stats: Stats::new(&function),
                 function,
+                number: {
+                    static BUILT: AtomicU64 = AtomicU64::new(0);
+                    BUILT.fetch_add(1, Ordering::Relaxed)
+                },
                 key_space,
                 core: Arc::from(core),
                 backend,
@@ -283,7 +290,7 @@ impl FunctionCache {
     /// the store.
     pub fn precache<O: Outcome>(&self, key: Key, value: O) -> Result<()> {
         let this = &self.inner;
-        let settings = Settings::resolve(&this.options, &CallOptions::DEFAULT);
+        let settings = Settings::resolve(this.number, &this.options, &CallOptions::DEFAULT);
         let stored = value.stored(settings.allow_none).ok_or(Error::NotCacheable)?;
         let bytes = codec::encode(stored)?;
         let len = bytes.len();
@@ -482,7 +489,7 @@ impl Inner {
             return Begun::Uncached;
         }
         let started = Stats::sample_hit().then(Instant::now);
-        let settings = Settings::resolve(&self.options, opts);
+        let settings = Settings::resolve(self.number, &self.options, opts);
         let call = match key {
             Ok(key) => Call {
                 key,
