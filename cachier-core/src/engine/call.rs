@@ -62,9 +62,9 @@ impl Settings {
     /// Each thread remembers what it resolved last in one of a few slots
     /// (chosen by the function's number), and resolves anew only for
     /// another function, other call options, or after
-    /// [`set_global_params`](crate::set_global_params): resolving costs a
-    /// tenth of a memory hit, and a hot function resolves the same options
-    /// at every call.
+    /// [`set_global_params`](crate::set_global_params): resolving costs
+    /// about an eighth of a memory hit, and a hot function resolves the
+    /// same settings at every call.
     pub fn resolve(function: u64, own: &FunctionOptions, opts: &CallOptions) -> Settings {
         thread_local! {
             static RESOLVED: [RefCell<(Source, Settings)>; RESOLVED_SLOTS] =
