@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
+
 use crate::budget::Budget;
 use crate::cores::{Claim, Core};
 use crate::entry::Entry;
@@ -19,12 +21,15 @@ use crate::key::{Key, KeyHasher};
 /// stored or read entries first; reads between the same two stores count as
 /// equally recent).
 ///
-/// Reads take no lock, and write nothing but an entry's mark of use, once
-/// between two stores (see [`Core::read`]), so threads reading the same
-/// entries do not slow each other down; a store, a clear or an eviction
-/// never waits for a reader. A store that outgrows the map copies it into
-/// a larger one while readers go on (other stores wait for the copy).
-/// Every method may be called from any thread.
+/// Reads take no lock, and write nothing other threads read but an
+/// entry's mark of use, once between two stores (see [`Core::read`]), so
+/// threads reading the same entries do not slow each other down; a store,
+/// a clear or an eviction never waits for a reader. A store that outgrows
+/// the map copies it into a larger one while readers go on (other stores
+/// wait for the copy). A clear puts an empty map in place of the full one,
+/// which is freed, entries and table, once the reads under way in it end:
+/// a cleared core holds no memory for the entries it had, and is as fast
+/// as a new one. Every method may be called from any thread.
 ///
 /// ```
 /// use cachier_core::{Core, Entry, Key, MemoryCore};
@@ -37,7 +42,11 @@ use crate::key::{Key, KeyHasher};
 /// assert!(core.try_claim(&key).unwrap().is_some());
 /// ```
 pub struct MemoryCore {
-    entries: papaya::HashMap<Key, Kept, BuildHasherDefault<KeyHasher>>,
+    /// Replaced by an empty map on a clear: papaya's own clear leaves a
+    /// tombstone in every slot of a table that keeps its largest size, and
+    /// hits among the entries stored after it then cost up to 1.7x as much
+    /// (see BENCHMARKS.md, round 17).
+    entries: ArcSwap<Map>,
     claimed: Arc<Mutex<HashSet<Key>>>,
     /// The clock of use, in steps of two: a store takes the next tick (an
     /// even number), a read marks its entry with the odd one after the last
@@ -48,18 +57,26 @@ pub struct MemoryCore {
 }
 
 impl Default for MemoryCore {
-    /// Grows its map in one copy (papaya's blocking resize) rather than a
-    /// few entries at every store while a copy is under way.
     fn default() -> Self {
         MemoryCore {
-            entries: papaya::HashMap::builder()
-                .resize_mode(papaya::ResizeMode::Blocking)
-                .hasher(BuildHasherDefault::default())
-                .build(),
+            entries: ArcSwap::from_pointee(empty()),
             claimed: Arc::default(),
             clock: AtomicU64::default(),
         }
     }
+}
+
+/// The map of entries.
+type Map = papaya::HashMap<Key, Kept, BuildHasherDefault<KeyHasher>>;
+
+/// An empty map, which allocates nothing until its first store. It grows
+/// in one copy (papaya's blocking resize) rather than a few entries at
+/// every store while a copy is under way.
+fn empty() -> Map {
+    papaya::HashMap::builder()
+        .resize_mode(papaya::ResizeMode::Blocking)
+        .hasher(BuildHasherDefault::default())
+        .build()
 }
 
 /// An entry and the tick of its last use.
@@ -126,12 +143,12 @@ type Entries<'a> = papaya::HashMapRef<'a, Key, Kept, BuildHasherDefault<KeyHashe
 // (every critical section is a single set operation), so poisoning is ignored.
 impl Core for MemoryCore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        Ok(self.used(&self.entries.pin(), key).cloned())
+        Ok(self.used(&self.entries.load().pin(), key).cloned())
     }
 
     /// Lends the entry where it is, without cloning it.
     fn read(&self, key: &Key, read: &mut dyn FnMut(&Entry)) -> Result<()> {
-        if let Some(entry) = self.used(&self.entries.pin(), key) {
+        if let Some(entry) = self.used(&self.entries.load().pin(), key) {
             read(entry);
         }
         Ok(())
@@ -142,7 +159,7 @@ impl Core for MemoryCore {
             entry: entry.clone(),
             used: AtomicU64::new(self.tick()),
         };
-        self.entries.pin().insert(*key, kept);
+        self.entries.load().pin().insert(*key, kept);
         Ok(())
     }
 
@@ -166,8 +183,10 @@ impl Core for MemoryCore {
         true
     }
 
+    /// A store that began before the clear may land in the old map: it
+    /// counts as made before the clear.
     fn clear(&self) -> Result<()> {
-        self.entries.pin().clear();
+        self.entries.store(Arc::new(empty()));
         Ok(())
     }
 
@@ -181,7 +200,7 @@ impl Core for MemoryCore {
 
     fn delete_stale(&self, cutoff: SystemTime) -> Result<u64> {
         let mut deleted = 0;
-        self.entries.pin().retain(|_, kept| {
+        self.entries.load().pin().retain(|_, kept| {
             let keep = kept.entry.computed_at >= cutoff;
             deleted += u64::from(!keep);
             keep
@@ -195,7 +214,8 @@ impl Core for MemoryCore {
     /// round runs is spared (it is no longer the one the round chose), and
     /// counted in the next.
     fn evict(&self, budget: Budget) -> Result<Option<u64>> {
-        let entries = self.entries.pin();
+        let entries = self.entries.load();
+        let entries = entries.pin();
         let chosen = budget.victims(Self::uses(&entries));
         Ok(Some(Self::remove_unused(&entries, chosen)))
     }
@@ -204,6 +224,22 @@ impl Core for MemoryCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clear drops the entries at once (papaya's own clear only retires
+    /// them, to be freed in a later batch), and the core works on.
+    #[test]
+    fn a_clear_frees_the_entries_at_once() {
+        let core = MemoryCore::new();
+        let key = Key::new("memory::clear", &1u64).unwrap();
+        let entry = Entry::new(SystemTime::now(), vec![1, 2, 3]);
+        core.set(&key, &entry).unwrap();
+        assert_eq!(Arc::strong_count(&entry.value), 2);
+        core.clear().unwrap();
+        assert_eq!(Arc::strong_count(&entry.value), 1, "the cleared entry is freed");
+        assert!(core.get(&key).unwrap().is_none());
+        core.set(&key, &entry).unwrap();
+        assert!(core.get(&key).unwrap().is_some());
+    }
 
     /// The promise of [`MemoryCore::evict`], step by step: entries read or
     /// stored after the round chose them stay; the others go.
@@ -215,7 +251,8 @@ mod tests {
             .collect();
         let entry = Entry::new(SystemTime::now(), vec![1]);
         keys.iter().for_each(|key| core.set(key, &entry).unwrap());
-        let entries = core.entries.pin();
+        let entries = core.entries.load();
+        let entries = entries.pin();
         let chosen = Budget::new().max_entries(0).victims(MemoryCore::uses(&entries));
         assert_eq!(chosen.len(), 4);
         // While the round runs: one entry is read, one stored again.
